@@ -1,0 +1,12 @@
+DROP TABLE alerts;
+DROP TABLE inspection_requests;
+DROP TABLE records;
+DROP FUNCTION records_append_only();
+DROP TABLE lineage_edges;
+DROP TABLE transformations;
+DROP TABLE batches;
+DROP TABLE products;
+DROP TABLE sites;
+DROP TABLE auth_tokens;
+DROP TABLE users;
+DROP TABLE organisations;

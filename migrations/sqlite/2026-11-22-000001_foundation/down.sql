@@ -1,0 +1,13 @@
+DROP TABLE alerts;
+DROP TABLE inspection_requests;
+DROP TRIGGER records_append_only_delete;
+DROP TRIGGER records_append_only_update;
+DROP TABLE records;
+DROP TABLE lineage_edges;
+DROP TABLE transformations;
+DROP TABLE batches;
+DROP TABLE products;
+DROP TABLE sites;
+DROP TABLE auth_tokens;
+DROP TABLE users;
+DROP TABLE organisations;

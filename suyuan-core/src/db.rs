@@ -1,0 +1,273 @@
+//! The database: one connection type over SQLite and PostgreSQL, a pool, and the embedded migrations.
+//!
+//! SQLite is the embedded default (a file under the data folder, WAL mode, a busy timeout, foreign keys on,
+//! `synchronous=FULL` so that a commit acknowledged to a user survives a power cut). SQLite has one writer at
+//! a time, so write transactions take an in-process lock first instead of failing with `SQLITE_BUSY` when two
+//! deferred transactions both try to upgrade; readers never wait for it. PostgreSQL needs no such lock and the
+//! code never assumes a single process there: per-batch ordering is kept by row locks (`FOR UPDATE`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ManageConnection, Pool};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{CoreError, CoreResult};
+
+/// Migrations for each backend; the directory names are identical in both folders.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+/// See [`SQLITE_MIGRATIONS`].
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// A connection to either backend. Queries that read the same on both are written once and compiled for each
+/// arm by [`on_backend!`](crate::on_backend); the few that differ match on the variant explicitly.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL, for deployments beyond one machine.
+    Postgresql(PgConnection),
+    /// SQLite, the embedded default.
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same diesel code against whichever backend `$conn` is, binding the concrete connection to `$c`.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            $crate::db::DbConnection::Postgresql($c) => $body,
+        }
+    };
+}
+
+/// Which database a [`DatabaseUrl`] points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Where the data lives, parsed from `DATABASE_URL` or defaulted to the data folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `postgres://` or `postgresql://`.
+    Postgres(String),
+    /// An SQLite file; `create` says whether a missing file may be created.
+    Sqlite { path: PathBuf, create: bool },
+}
+
+impl DatabaseUrl {
+    /// Parses a `DATABASE_URL`. `sqlite://PATH` (or `sqlite:PATH`) may create the file; a bare path is
+    /// accepted only when the file already exists, so that a typo never silently becomes a new empty database.
+    pub fn parse(url: &str) -> CoreResult<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err(CoreError::Setup("DATABASE_URL sqlite:// needs a file path".into()));
+            }
+            return Ok(DatabaseUrl::Sqlite { path: PathBuf::from(path), create: true });
+        }
+        if url.contains("://") {
+            return Err(CoreError::Setup(format!(
+                "DATABASE_URL scheme not supported: use postgres://… or sqlite://PATH (got {})",
+                url.split("://").next().unwrap_or_default()
+            )));
+        }
+        let path = PathBuf::from(url);
+        if !path.is_file() {
+            return Err(CoreError::Setup(format!(
+                "DATABASE_URL {url} is not an existing SQLite file; write sqlite://{url} to create a new database there"
+            )));
+        }
+        Ok(DatabaseUrl::Sqlite { path, create: false })
+    }
+
+    /// The default: `suyuan.sqlite` in the data folder, created on first start.
+    pub fn default_in(data_dir: &Path) -> Self {
+        DatabaseUrl::Sqlite { path: data_dir.join("suyuan.sqlite"), create: true }
+    }
+
+    /// The backend this URL selects.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+            DatabaseUrl::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    /// A form safe to print: the password of a PostgreSQL URL is masked.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(s), Some(at)) if at > s => {
+                    let creds = &url[s + 3..at];
+                    match creds.split_once(':') {
+                        Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                        None => url.clone(),
+                    }
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+/// Opens connections of the right variant for the pool; connection strings are never guessed.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgresql)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseUrl::Sqlite { path, .. } => {
+                let path = path.to_string_lossy();
+                let mut c = SqliteConnection::establish(&path).map_err(diesel::r2d2::Error::ConnectionError)?;
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(c))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        on_backend!(conn, c => c.batch_execute("SELECT 1")).map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Pool size and timeouts.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most connections open at once.
+    pub max_size: u32,
+    /// How long a request waits for a connection before it fails with "database unavailable".
+    pub connection_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { max_size: 16, connection_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// The shared handle to the database: cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<Manager>,
+    backend: Backend,
+    /// Held by SQLite write transactions; `None` on PostgreSQL.
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("backend", &self.backend).finish()
+    }
+}
+
+impl Database {
+    /// Opens (creating an SQLite file only where the URL allows it), then runs pending migrations.
+    pub fn open(url: &DatabaseUrl, config: &PoolConfig) -> CoreResult<Self> {
+        if let DatabaseUrl::Sqlite { path, create } = url {
+            if !*create && !path.is_file() {
+                return Err(CoreError::Setup(format!("SQLite file {} does not exist", path.display())));
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| CoreError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let pool = Pool::builder()
+            .max_size(config.max_size)
+            .connection_timeout(config.connection_timeout)
+            .build(Manager { url: url.clone() })
+            .map_err(|e| CoreError::Setup(format!("cannot open database {}: {e}", url.redacted())))?;
+        let backend = url.backend();
+        let db = Database {
+            pool,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs the pending migrations of this backend.
+    pub fn migrate(&self) -> CoreResult<Vec<String>> {
+        let mut conn = self.pool.get()?;
+        run_migrations(&mut conn)
+    }
+
+    /// A connection for reads (and for callers that manage their own transaction).
+    pub fn conn(&self) -> CoreResult<diesel::r2d2::PooledConnection<Manager>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` in one write transaction; SQLite writers queue on the in-process lock first.
+    pub fn write<T>(&self, f: impl FnOnce(&mut DbConnection) -> CoreResult<T>) -> CoreResult<T> {
+        let mut conn = self.pool.get()?;
+        let _guard = match &self.write_lock {
+            Some(lock) => Some(lock.lock().map_err(|_| CoreError::Internal("write lock poisoned".into()))?),
+            None => None,
+        };
+        DbConnection::transaction(&mut conn, f)
+    }
+
+    /// Runs `f` on a pooled connection without a transaction of its own.
+    pub fn read<T>(&self, f: impl FnOnce(&mut DbConnection) -> CoreResult<T>) -> CoreResult<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+}
+
+/// Runs the pending migrations on one connection and returns their names.
+pub fn run_migrations(conn: &mut DbConnection) -> CoreResult<Vec<String>> {
+    let done = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names),
+        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names),
+    };
+    done.map_err(|e| CoreError::Setup(format!("migration failed: {e}")))
+}
+
+/// Reverts every applied migration, newest first (used by the up-down-up test and `suyuan migrate --revert-all`).
+pub fn revert_all_migrations(conn: &mut DbConnection) -> CoreResult<Vec<String>> {
+    let done = match conn {
+        DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(names),
+        DbConnection::Postgresql(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(names),
+    };
+    done.map_err(|e| CoreError::Setup(format!("migration revert failed: {e}")))
+}
+
+fn names(versions: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    versions.into_iter().map(|v| v.to_string()).collect()
+}
+

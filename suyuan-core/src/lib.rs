@@ -1,0 +1,29 @@
+//! The Suyuan domain: the model of a county's traceability data, its storage on SQLite or PostgreSQL, the
+//! hash chain that makes records tamper-evident, the rules enforced when a record is captured, and the one
+//! place where access is decided.
+//!
+//! Layout:
+//! - [`model`]: organisations, users, sites, products, batches, records and their typed details, alerts;
+//! - [`db`]: the connection (one diesel `MultiConnection` over both backends), the pool and the migrations;
+//! - [`schema`]: the portable diesel schema;
+//! - [`chain`]: the canonical encoding of a record and the SHA-256 chain over a batch's records;
+//! - [`policy`]: who may do what; every write and every private read asks it;
+//! - [`store`]: every query, one module per aggregate; nothing outside this crate imports diesel;
+//! - [`auth`]: passwords (argon2) and session / API tokens;
+//! - [`demo`]: the demo county seeded by `suyuan serve --demo`.
+
+pub mod auth;
+pub mod chain;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod policy;
+pub mod schema;
+pub mod store;
+pub mod time;
+
+pub use db::Database;
+pub use error::{CoreError, CoreResult};
+pub use ids::*;

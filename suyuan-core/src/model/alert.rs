@@ -1,0 +1,22 @@
+//! Alerts raised by rules, for the organisation concerned and for regulators.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{AlertId, BatchId, OrgId, RecordId};
+
+/// An alert; open while `closed_at` is empty.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Alert {
+    pub id: AlertId,
+    /// Stable code, e.g. `harvest_within_phi`, `inspection_failed`, `recall`.
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub org_id: Option<OrgId>,
+    pub batch_id: Option<BatchId>,
+    pub record_id: Option<RecordId>,
+    pub message: String,
+    pub opened_at: chrono::DateTime<chrono::Utc>,
+    pub closed_at: Option<chrono::DateTime<chrono::Utc>>,
+}

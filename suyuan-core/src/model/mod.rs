@@ -1,0 +1,19 @@
+//! The domain model: what the API accepts and returns, independent of how rows are stored.
+
+pub mod alert;
+pub mod batch;
+pub mod enums;
+pub mod org;
+pub mod product;
+pub mod record;
+pub mod site;
+pub mod user;
+
+pub use alert::*;
+pub use batch::*;
+pub use enums::*;
+pub use org::*;
+pub use product::*;
+pub use record::*;
+pub use site::*;
+pub use user::*;

@@ -1,0 +1,71 @@
+//! Products, with their brand and certifications (三品一标).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::org::non_empty;
+use super::Certification;
+use crate::error::{CoreError, CoreResult};
+use crate::{OrgId, ProductId};
+
+/// A product an organisation sells.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Product {
+    pub id: ProductId,
+    pub org_id: OrgId,
+    pub name: String,
+    /// e.g. 水果 / 柑橘类.
+    pub category: String,
+    pub brand: Option<String>,
+    pub certifications: Vec<Certification>,
+    /// GS1 GTIN-13/14, where the product has one.
+    pub gtin: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A new product of the caller's organisation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    pub name: String,
+    pub category: String,
+    pub brand: Option<String>,
+    #[serde(default)]
+    pub certifications: Vec<Certification>,
+    pub gtin: Option<String>,
+}
+
+impl NewProduct {
+    /// Checks names and the GTIN's check digit.
+    pub fn validate(&self) -> CoreResult<()> {
+        non_empty("name", &self.name, 200)?;
+        non_empty("category", &self.category, 100)?;
+        if let Some(gtin) = &self.gtin {
+            if !gtin_is_valid(gtin) {
+                return Err(CoreError::invalid("invalid_gtin", format!("{gtin:?} is not a valid GTIN-8/12/13/14")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// GS1 mod-10 check digit over a GTIN-8, -12, -13 or -14.
+pub fn gtin_is_valid(gtin: &str) -> bool {
+    if ![8, 12, 13, 14].contains(&gtin.len()) || !gtin.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let digits: Vec<u32> = gtin.bytes().map(|b| u32::from(b - b'0')).collect();
+    let (body, check) = digits.split_at(digits.len() - 1);
+    let sum: u32 = body.iter().rev().enumerate().map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d }).sum();
+    (10 - sum % 10) % 10 == check[0]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gtin_check_digit() {
+        assert!(super::gtin_is_valid("6901234567892"));
+        assert!(!super::gtin_is_valid("6901234567893"));
+        assert!(!super::gtin_is_valid("69012345"));
+    }
+}

@@ -1,0 +1,180 @@
+//! The portable diesel schema: one description of the tables for SQLite and PostgreSQL alike, kept in step
+//! with `migrations/sqlite` and `migrations/postgres` (a test compares them with the migrated databases).
+
+diesel::table! {
+    organisations (id) {
+        id -> BigInt,
+        name -> Text,
+        kind -> Text,
+        credit_code -> Nullable<Text>,
+        division_code -> Text,
+        address -> Nullable<Text>,
+        public_contact -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        username -> Text,
+        display_name -> Text,
+        phone -> Nullable<Text>,
+        role -> Text,
+        password_hash -> Text,
+        failed_logins -> Integer,
+        locked_until -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    auth_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        kind -> Text,
+        label -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sites (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        name -> Text,
+        kind -> Text,
+        division_code -> Text,
+        address -> Nullable<Text>,
+        latitude -> Nullable<Double>,
+        longitude -> Nullable<Double>,
+        area_mu -> Nullable<Double>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        name -> Text,
+        category -> Text,
+        brand -> Nullable<Text>,
+        certifications -> Text,
+        gtin -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    batches (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        product_id -> BigInt,
+        lot_code -> Text,
+        quantity -> Double,
+        unit -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        origin_site_id -> Nullable<BigInt>,
+        custodian_org_id -> BigInt,
+        in_transit_to_org_id -> Nullable<BigInt>,
+        record_count -> BigInt,
+        head_hash -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    transformations (id) {
+        id -> BigInt,
+        client_id -> Text,
+        org_id -> BigInt,
+        kind -> Text,
+        event_time -> BigInt,
+        actor_user_id -> BigInt,
+        request -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    lineage_edges (id) {
+        id -> BigInt,
+        transformation_id -> BigInt,
+        parent_batch_id -> BigInt,
+        child_batch_id -> BigInt,
+        kind -> Text,
+        quantity -> Double,
+        unit -> Text,
+    }
+}
+
+diesel::table! {
+    records (id) {
+        id -> BigInt,
+        client_id -> Text,
+        batch_id -> BigInt,
+        seq -> BigInt,
+        kind -> Text,
+        event_time -> BigInt,
+        received_at -> BigInt,
+        site_id -> Nullable<BigInt>,
+        actor_user_id -> BigInt,
+        org_id -> BigInt,
+        details -> Text,
+        attachments -> Text,
+        flags -> Text,
+        supersedes_id -> Nullable<BigInt>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    inspection_requests (id) {
+        id -> BigInt,
+        batch_id -> BigInt,
+        lab_org_id -> BigInt,
+        requested_by -> BigInt,
+        requested_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> BigInt,
+        kind -> Text,
+        severity -> Text,
+        org_id -> Nullable<BigInt>,
+        batch_id -> Nullable<BigInt>,
+        record_id -> Nullable<BigInt>,
+        message -> Text,
+        opened_at -> BigInt,
+        closed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(users -> organisations (org_id));
+diesel::joinable!(auth_tokens -> users (user_id));
+diesel::joinable!(sites -> organisations (org_id));
+diesel::joinable!(products -> organisations (org_id));
+diesel::joinable!(batches -> products (product_id));
+diesel::joinable!(records -> batches (batch_id));
+diesel::joinable!(inspection_requests -> batches (batch_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organisations,
+    users,
+    auth_tokens,
+    sites,
+    products,
+    batches,
+    transformations,
+    lineage_edges,
+    records,
+    inspection_requests,
+    alerts,
+);
