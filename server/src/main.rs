@@ -1,1 +1,41 @@
-fn main(){}
+//! `suyuan`: one binary for the whole platform. It only parses the command line and hands over to
+//! `suyuan_server::commands`.
+
+use clap::{Parser, Subcommand};
+use suyuan_server::commands::{migrate, serve, verify};
+
+/// 溯源 Suyuan: field-to-table traceability for a county's agricultural products.
+#[derive(Debug, Parser)]
+#[command(name = "suyuan", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API and the web pages.
+    Serve(serve::ServeArgs),
+    /// Apply pending database migrations.
+    Migrate(migrate::MigrateArgs),
+    /// Check stored data against its hash chains.
+    #[command(subcommand)]
+    Verify(verify::VerifyCommand),
+}
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SUYUAN_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => actix_web::rt::System::new().block_on(serve::run(args))?,
+        Command::Migrate(args) => migrate::run(args)?,
+        Command::Verify(cmd) => {
+            if !verify::run(cmd)? {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -93,3 +93,10 @@ pub fn verify_chains(conn: &mut DbConnection, mut progress: impl FnMut(u64)) -> 
 fn orphan(row: &RecordRow) -> ChainIssue {
     ChainIssue { batch_id: row.batch_id, record_id: Some(row.id), seq: Some(row.seq), problem: "record of a batch that does not exist".into() }
 }
+
+/// A trivial query, to check that the database answers.
+pub fn ping(conn: &mut DbConnection) -> crate::error::CoreResult<()> {
+    use diesel::connection::SimpleConnection;
+    on_backend!(conn, c => c.batch_execute("SELECT 1"))?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Alerts raised by the rules.
+
+pub mod list;

@@ -1,0 +1,4 @@
+//! About the service itself.
+
+pub mod health;
+pub mod openapi;

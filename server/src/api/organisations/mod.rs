@@ -1,0 +1,5 @@
+//! Organisations: created by operators; members see their own, regulators and operators all.
+
+pub mod create;
+pub mod get;
+pub mod list;

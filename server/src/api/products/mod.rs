@@ -1,0 +1,4 @@
+//! Products of an organisation.
+
+pub mod create;
+pub mod list;

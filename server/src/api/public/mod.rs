@@ -1,0 +1,3 @@
+//! What anyone may read without an account: the public story a consumer's scan page shows.
+
+pub mod story;

@@ -1,0 +1,4 @@
+//! Sites of an organisation.
+
+pub mod create;
+pub mod list;

@@ -1,0 +1,3 @@
+//! Splits, merges and transformations.
+
+pub mod create;

@@ -1,0 +1,4 @@
+//! Accounts, managed by operators.
+
+pub mod create;
+pub mod list;

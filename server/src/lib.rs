@@ -1,0 +1,48 @@
+//! The Suyuan server: the JSON API under `/api/v1`, the web pages and the `suyuan` command line.
+//!
+//! Layout:
+//! - [`routes`]: every route of the application, in one place;
+//! - [`api`]: the handlers, one folder per resource and one file per endpoint; they validate, call
+//!   `suyuan-core` and shape the response, and hold no SQL;
+//! - [`extract`]: who is calling (session cookie or bearer token);
+//! - [`error`]: how domain errors become HTTP answers;
+//! - [`pages`]: the server-rendered pages (home page for now);
+//! - [`openapi`]: the OpenAPI document generated from the handlers' annotations;
+//! - [`commands`]: the subcommands of the `suyuan` binary.
+//!
+//! [`run`] takes its listener from the caller, so tests bind `127.0.0.1:0` and get a free port.
+
+pub mod api;
+pub mod commands;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod pages;
+pub mod routes;
+pub mod state;
+
+use std::net::TcpListener;
+
+use actix_web::{middleware, web, App, HttpServer};
+
+pub use state::AppState;
+
+/// Largest JSON body of an ordinary request.
+pub const JSON_LIMIT: usize = 256 * 1024;
+/// Largest JSON body of a sync (a phone's backlog of up to 1000 records).
+pub const SYNC_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Builds the HTTP server on `listener`; the caller awaits it (or hands its handle to a test).
+pub fn run(listener: TcpListener, state: AppState) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(middleware::Compress::default())
+            .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .configure(routes::configure)
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

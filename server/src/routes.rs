@@ -1,0 +1,56 @@
+//! Every route of the application.
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+
+use crate::api::*;
+use crate::error::{json_error, path_error, query_error, ApiError};
+use crate::pages;
+
+/// Registers the API under `/api/v1`, the pages and the static assets.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let json = |limit| web::JsonConfig::default().limit(limit).error_handler(json_error);
+    cfg.app_data(json(crate::JSON_LIMIT))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .service(
+            web::scope("/api/v1")
+                .service(meta::health::health)
+                .service(meta::openapi::openapi)
+                .service(auth::login::login)
+                .service(auth::logout::logout)
+                .service(auth::me::me)
+                .service(auth::tokens::create_token)
+                .service(organisations::create::create)
+                .service(organisations::list::list)
+                .service(organisations::get::get)
+                .service(users::create::create)
+                .service(users::list::list)
+                .service(sites::create::create)
+                .service(sites::list::list)
+                .service(products::create::create)
+                .service(products::list::list)
+                .service(batches::create::create)
+                .service(batches::list::list)
+                .service(batches::get::get)
+                .service(batches::records::list)
+                .service(batches::capture::capture)
+                .service(batches::trace::trace)
+                .service(batches::recall::recall)
+                .service(batches::inspection_request::request_inspection)
+                .service(
+                    web::resource("/records/sync")
+                        .app_data(json(crate::SYNC_LIMIT))
+                        .route(web::post().to(records::sync::sync)),
+                )
+                .service(records::get::get)
+                .service(transformations::create::create)
+                .service(alerts::list::list)
+                .service(public::story::story)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::request(StatusCode::NOT_FOUND, "not_found", "no such API endpoint"))
+                })),
+        )
+        .service(pages::home::home)
+        .service(pages::assets::stylesheet);
+}
