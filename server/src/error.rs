@@ -60,14 +60,20 @@ impl ResponseError for ApiError {
                 CoreError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
                 CoreError::Conflict { .. } => StatusCode::CONFLICT,
                 CoreError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
-                CoreError::Database(_) | CoreError::Setup(_) | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                CoreError::Database(_) | CoreError::Setup(_) | CoreError::Internal(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let body = match self {
-            ApiError::Request(_, code, message) => ErrorBody { error: (*code).into(), message: message.clone(), details: None },
+            ApiError::Request(_, code, message) => ErrorBody {
+                error: (*code).into(),
+                message: message.clone(),
+                details: None,
+            },
             ApiError::Core(e) => {
                 let message = match e {
                     CoreError::Database(_) | CoreError::Setup(_) | CoreError::Internal(_) => {
@@ -84,7 +90,11 @@ impl ResponseError for ApiError {
                     CoreError::Conflict { details, .. } => details.clone(),
                     _ => None,
                 };
-                ErrorBody { error: e.code().into(), message, details }
+                ErrorBody {
+                    error: e.code().into(),
+                    message,
+                    details,
+                }
             }
         };
         HttpResponse::build(self.status_code()).json(body)
@@ -95,30 +105,58 @@ impl ResponseError for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Maps actix's JSON body errors onto the policy above.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let api = match &err {
-        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-            ApiError::request(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
-        }
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::request(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        ),
         J::ContentType => ApiError::request(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send the body as application/json",
         ),
-        J::Deserialize(e) if e.is_data() => ApiError::request(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()),
-        J::Deserialize(e) => ApiError::request(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}")),
-        other => ApiError::request(StatusCode::BAD_REQUEST, "unreadable_body", other.to_string()),
+        J::Deserialize(e) if e.is_data() => ApiError::request(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            e.to_string(),
+        ),
+        J::Deserialize(e) => ApiError::request(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        ),
+        other => ApiError::request(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            other.to_string(),
+        ),
     };
     api.into()
 }
 
 /// Maps bad path segments (e.g. a batch id that is not a number) to 404.
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
-    ApiError::request(StatusCode::NOT_FOUND, "not_found", format!("no such resource: {err}")).into()
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::request(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such resource: {err}"),
+    )
+    .into()
 }
 
 /// Maps bad query strings to 400.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::request(StatusCode::BAD_REQUEST, "invalid_query", err.to_string()).into()
 }

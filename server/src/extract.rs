@@ -24,7 +24,9 @@ fn token_of(req: &HttpRequest) -> Option<String> {
     if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
         let h = h.to_str().ok()?;
         let (scheme, token) = h.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
     }
     req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned())
 }
@@ -38,10 +40,15 @@ impl FromRequest for Caller {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
-                ApiError::Core(CoreError::Unauthenticated("log in, or send an API token as Authorization: Bearer".into()))
+                ApiError::Core(CoreError::Unauthenticated(
+                    "log in, or send an API token as Authorization: Bearer".into(),
+                ))
             })?;
-            let state = state.ok_or_else(|| ApiError::Core(CoreError::Internal("no application state".into())))?;
-            let actor = web::block(move || state.db.read(|c| users::actor_for_token(c, &token))).await??;
+            let state = state.ok_or_else(|| {
+                ApiError::Core(CoreError::Internal("no application state".into()))
+            })?;
+            let actor =
+                web::block(move || state.db.read(|c| users::actor_for_token(c, &token))).await??;
             Ok(Caller(actor))
         })
     }

@@ -9,7 +9,11 @@ use crate::pages;
 
 /// Registers the API under `/api/v1`, the pages and the static assets.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let json = |limit| web::JsonConfig::default().limit(limit).error_handler(json_error);
+    let json = |limit| {
+        web::JsonConfig::default()
+            .limit(limit)
+            .error_handler(json_error)
+    };
     cfg.app_data(json(crate::JSON_LIMIT))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
@@ -48,7 +52,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(alerts::list::list)
                 .service(public::story::story)
                 .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(ApiError::request(StatusCode::NOT_FOUND, "not_found", "no such API endpoint"))
+                    Err::<actix_web::HttpResponse, _>(ApiError::request(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "no such API endpoint",
+                    ))
                 })),
         )
         .service(pages::home::home)

@@ -13,6 +13,9 @@ pub struct AppState {
 impl AppState {
     /// State over an open database.
     pub fn new(db: Database) -> Self {
-        AppState { db, secure_cookies: false }
+        AppState {
+            db,
+            secure_cookies: false,
+        }
     }
 }

@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn content_and_previous_hash_change_the_hash() {
         let a = record_hash(&fields(r#"{"kind":"note","text":"x"}"#, GENESIS_HASH));
-        assert_ne!(a, record_hash(&fields(r#"{"kind":"note","text":"y"}"#, GENESIS_HASH)));
+        assert_ne!(
+            a,
+            record_hash(&fields(r#"{"kind":"note","text":"y"}"#, GENESIS_HASH))
+        );
         assert_ne!(a, record_hash(&fields(r#"{"kind":"note","text":"x"}"#, &a)));
     }
 }

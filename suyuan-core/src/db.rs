@@ -70,11 +70,19 @@ impl DatabaseUrl {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(DatabaseUrl::Postgres(url.to_owned()));
         }
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             if path.is_empty() {
-                return Err(CoreError::Setup("DATABASE_URL sqlite:// needs a file path".into()));
+                return Err(CoreError::Setup(
+                    "DATABASE_URL sqlite:// needs a file path".into(),
+                ));
             }
-            return Ok(DatabaseUrl::Sqlite { path: PathBuf::from(path), create: true });
+            return Ok(DatabaseUrl::Sqlite {
+                path: PathBuf::from(path),
+                create: true,
+            });
         }
         if url.contains("://") {
             return Err(CoreError::Setup(format!(
@@ -88,12 +96,18 @@ impl DatabaseUrl {
                 "DATABASE_URL {url} is not an existing SQLite file; write sqlite://{url} to create a new database there"
             )));
         }
-        Ok(DatabaseUrl::Sqlite { path, create: false })
+        Ok(DatabaseUrl::Sqlite {
+            path,
+            create: false,
+        })
     }
 
     /// The default: `suyuan.sqlite` in the data folder, created on first start.
     pub fn default_in(data_dir: &Path) -> Self {
-        DatabaseUrl::Sqlite { path: data_dir.join("suyuan.sqlite"), create: true }
+        DatabaseUrl::Sqlite {
+            path: data_dir.join("suyuan.sqlite"),
+            create: true,
+        }
     }
 
     /// The backend this URL selects.
@@ -139,7 +153,8 @@ impl ManageConnection for Manager {
                 .map_err(diesel::r2d2::Error::ConnectionError),
             DatabaseUrl::Sqlite { path, .. } => {
                 let path = path.to_string_lossy();
-                let mut c = SqliteConnection::establish(&path).map_err(diesel::r2d2::Error::ConnectionError)?;
+                let mut c = SqliteConnection::establish(&path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
                 c.batch_execute(
                     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
@@ -170,7 +185,10 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { max_size: 16, connection_timeout: Duration::from_secs(10) }
+        PoolConfig {
+            max_size: 16,
+            connection_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -185,7 +203,9 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("backend", &self.backend).finish()
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -194,18 +214,26 @@ impl Database {
     pub fn open(url: &DatabaseUrl, config: &PoolConfig) -> CoreResult<Self> {
         if let DatabaseUrl::Sqlite { path, create } = url {
             if !*create && !path.is_file() {
-                return Err(CoreError::Setup(format!("SQLite file {} does not exist", path.display())));
+                return Err(CoreError::Setup(format!(
+                    "SQLite file {} does not exist",
+                    path.display()
+                )));
             }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| CoreError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    CoreError::Setup(format!("cannot create {}: {e}", dir.display()))
+                })?;
             }
         }
         let pool = Pool::builder()
             .max_size(config.max_size)
+            // Open connections as load needs them rather than all at start.
+            .min_idle(Some(config.max_size.min(2)))
             .connection_timeout(config.connection_timeout)
             .build(Manager { url: url.clone() })
-            .map_err(|e| CoreError::Setup(format!("cannot open database {}: {e}", url.redacted())))?;
+            .map_err(|e| {
+                CoreError::Setup(format!("cannot open database {}: {e}", url.redacted()))
+            })?;
         let backend = url.backend();
         let db = Database {
             pool,
@@ -236,7 +264,10 @@ impl Database {
     pub fn write<T>(&self, f: impl FnOnce(&mut DbConnection) -> CoreResult<T>) -> CoreResult<T> {
         let mut conn = self.pool.get()?;
         let _guard = match &self.write_lock {
-            Some(lock) => Some(lock.lock().map_err(|_| CoreError::Internal("write lock poisoned".into()))?),
+            Some(lock) => Some(
+                lock.lock()
+                    .map_err(|_| CoreError::Internal("write lock poisoned".into()))?,
+            ),
             None => None,
         };
         DbConnection::transaction(&mut conn, f)
@@ -270,4 +301,3 @@ pub fn revert_all_migrations(conn: &mut DbConnection) -> CoreResult<Vec<String>>
 fn names(versions: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     versions.into_iter().map(|v| v.to_string()).collect()
 }
-

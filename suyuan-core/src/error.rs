@@ -29,7 +29,11 @@ pub enum CoreError {
     TooManyAttempts(String),
     /// The request contradicts what is stored (409); `details` describes both sides where that helps.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String, details: Option<Value> },
+    Conflict {
+        code: &'static str,
+        message: String,
+        details: Option<Value>,
+    },
     /// The database failed; the cause is logged, never shown.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
@@ -47,12 +51,19 @@ pub enum CoreError {
 impl CoreError {
     /// A 422 with a stable code.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        CoreError::Invalid { code, message: message.into() }
+        CoreError::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A 409 with a stable code and no further details.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        CoreError::Conflict { code, message: message.into(), details: None }
+        CoreError::Conflict {
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// The stable machine code the API answers with.
@@ -64,7 +75,9 @@ impl CoreError {
             CoreError::Unauthenticated(_) => "unauthenticated",
             CoreError::TooManyAttempts(_) => "too_many_attempts",
             CoreError::Pool(_) => "database_unavailable",
-            CoreError::Database(_) | CoreError::Setup(_) | CoreError::Internal(_) => "internal_error",
+            CoreError::Database(_) | CoreError::Setup(_) | CoreError::Internal(_) => {
+                "internal_error"
+            }
         }
     }
 

@@ -47,11 +47,18 @@ pub fn ensure_read_batch(actor: &Actor, batch: &Batch, rel: BatchRelation) -> Co
 }
 
 /// May the actor append a record of this kind to the batch?
-pub fn ensure_write_record(actor: &Actor, batch: &Batch, kind: RecordKind, rel: BatchRelation) -> CoreResult<()> {
+pub fn ensure_write_record(
+    actor: &Actor,
+    batch: &Batch,
+    kind: RecordKind,
+    rel: BatchRelation,
+) -> CoreResult<()> {
     ensure_read_batch(actor, batch, rel)?;
     let allowed = match kind {
         RecordKind::Inspection => actor.role == Role::Inspector && rel.inspection_requested,
-        RecordKind::Receiving => is_member(actor.role) && Some(actor.org_id) == batch.in_transit_to_org_id,
+        RecordKind::Receiving => {
+            is_member(actor.role) && Some(actor.org_id) == batch.in_transit_to_org_id
+        }
         RecordKind::Recall => false,
         // A correction is checked against the superseded record's author organisation by the store.
         RecordKind::Correction => {
@@ -64,8 +71,12 @@ pub fn ensure_write_record(actor: &Actor, batch: &Batch, kind: RecordKind, rel: 
         Ok(())
     } else {
         Err(CoreError::forbidden(match kind {
-            RecordKind::Inspection => "only an inspector of a lab asked to inspect this batch may record an inspection",
-            RecordKind::Receiving => "only the organisation the batch was shipped to may record its receipt",
+            RecordKind::Inspection => {
+                "only an inspector of a lab asked to inspect this batch may record an inspection"
+            }
+            RecordKind::Receiving => {
+                "only the organisation the batch was shipped to may record its receipt"
+            }
             _ => "only members of the organisation holding this batch may record on it",
         }))
     }
@@ -76,19 +87,26 @@ pub fn ensure_member_of(actor: &Actor, org: OrgId) -> CoreResult<()> {
     if is_member(actor.role) && actor.org_id == org {
         Ok(())
     } else {
-        Err(CoreError::forbidden("only members of this organisation may do that"))
+        Err(CoreError::forbidden(
+            "only members of this organisation may do that",
+        ))
     }
 }
 
 /// May the actor turn these input batches into new ones? (They must hold every input.)
 pub fn ensure_transform(actor: &Actor, inputs: &[Batch]) -> CoreResult<()> {
     if !is_member(actor.role) {
-        return Err(CoreError::forbidden("only members of the organisation holding the batches may transform them"));
+        return Err(CoreError::forbidden(
+            "only members of the organisation holding the batches may transform them",
+        ));
     }
     for b in inputs {
         ensure_read_batch(actor, b, BatchRelation::default())?;
         if b.custodian_org_id != actor.org_id {
-            return Err(CoreError::forbidden(format!("batch {} is not held by your organisation", b.id)));
+            return Err(CoreError::forbidden(format!(
+                "batch {} is not held by your organisation",
+                b.id
+            )));
         }
     }
     Ok(())
@@ -97,10 +115,14 @@ pub fn ensure_transform(actor: &Actor, inputs: &[Batch]) -> CoreResult<()> {
 /// May the actor ask a lab to inspect the batch?
 pub fn ensure_request_inspection(actor: &Actor, batch: &Batch) -> CoreResult<()> {
     ensure_read_batch(actor, batch, BatchRelation::default())?;
-    if is_member(actor.role) && (actor.org_id == batch.custodian_org_id || actor.org_id == batch.org_id) {
+    if is_member(actor.role)
+        && (actor.org_id == batch.custodian_org_id || actor.org_id == batch.org_id)
+    {
         Ok(())
     } else {
-        Err(CoreError::forbidden("only the organisation holding the batch may ask for an inspection"))
+        Err(CoreError::forbidden(
+            "only the organisation holding the batch may ask for an inspection",
+        ))
     }
 }
 
@@ -110,7 +132,9 @@ pub fn ensure_recall(actor: &Actor, batch: &Batch) -> CoreResult<()> {
     if actor.role == Role::Regulator || (is_member(actor.role) && actor.org_id == batch.org_id) {
         Ok(())
     } else {
-        Err(CoreError::forbidden("only a regulator or the organisation that made the batch may recall it"))
+        Err(CoreError::forbidden(
+            "only a regulator or the organisation that made the batch may recall it",
+        ))
     }
 }
 
@@ -119,7 +143,9 @@ pub fn ensure_operator(actor: &Actor) -> CoreResult<()> {
     if actor.role == Role::Operator {
         Ok(())
     } else {
-        Err(CoreError::forbidden("only operators may manage organisations and accounts"))
+        Err(CoreError::forbidden(
+            "only operators may manage organisations and accounts",
+        ))
     }
 }
 
@@ -133,6 +159,8 @@ pub fn ensure_read_org(actor: &Actor, org: OrgId) -> CoreResult<()> {
     if reads_everything(actor.role) || actor.org_id == org {
         Ok(())
     } else {
-        Err(CoreError::NotFound { what: "organisation" })
+        Err(CoreError::NotFound {
+            what: "organisation",
+        })
     }
 }

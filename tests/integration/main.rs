@@ -1,1 +1,17 @@
+//! The workspace's integration tests: one binary, each test on its own database, each run on SQLite and on
+//! PostgreSQL (see `support`).
 
+// A failed expectation in a test is a test failure; panicking with a message is how tests say so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod access;
+mod accounts;
+mod bad_input;
+mod chain;
+mod lineage;
+mod migrations;
+mod records;
+mod rules;
+mod service;

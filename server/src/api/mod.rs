@@ -34,7 +34,10 @@ pub struct OrgListQuery {
 impl OrgListQuery {
     /// The page part.
     pub fn page(&self) -> suyuan_core::store::Page {
-        suyuan_core::store::Page { limit: self.limit, after: self.after }
+        suyuan_core::store::Page {
+            limit: self.limit,
+            after: self.after,
+        }
     }
 
     /// Which organisation's items the caller gets.

@@ -34,8 +34,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let summary = actix_web::web::block(move || demo::seed(&db2)).await??;
         print_demo(&summary, &args.listen);
     }
-    let listener = TcpListener::bind(&args.listen)
-        .with_context(|| format!("cannot listen on {} (is another server running there? use --listen ADDR)", args.listen))?;
+    let listener = TcpListener::bind(&args.listen).with_context(|| {
+        format!(
+            "cannot listen on {} (is another server running there? use --listen ADDR)",
+            args.listen
+        )
+    })?;
     let mut state = AppState::new(db);
     state.secure_cookies = args.secure_cookies;
     println!("溯源 Suyuan serving on http://{}", listener.local_addr()?);
@@ -51,9 +55,16 @@ fn print_demo(summary: &demo::DemoSummary, listen: &str) {
     }
     println!("Demo accounts (password: {}):", demo::DEMO_PASSWORD);
     for a in &summary.accounts {
-        println!("  {:<10} {:<10} {}", a.username, a.role.as_str(), a.organisation);
+        println!(
+            "  {:<10} {:<10} {}",
+            a.username,
+            a.role.as_str(),
+            a.organisation
+        );
     }
     if let Some(batch) = summary.showcase_batch {
-        println!("Public story of the demo gift boxes: http://{listen}/api/v1/public/batches/{batch}");
+        println!(
+            "Public story of the demo gift boxes: http://{listen}/api/v1/public/batches/{batch}"
+        );
     }
 }

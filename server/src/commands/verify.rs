@@ -35,15 +35,22 @@ fn chain(args: ChainArgs) -> anyhow::Result<bool> {
     let db = args.data.open()?;
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}")?);
-    let report = db.read(|c| verify::verify_chains(c, |n| bar.set_message(format!("{n} records checked"))))?;
+    let report =
+        db.read(|c| verify::verify_chains(c, |n| bar.set_message(format!("{n} records checked"))))?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("checked {} records in {} batches", report.records, report.batches);
+        println!(
+            "checked {} records in {} batches",
+            report.records, report.batches
+        );
         for issue in &report.issues {
             match (issue.record_id, issue.seq) {
-                (Some(id), Some(seq)) => println!("TAMPERED batch {} record {} (seq {}): {}", issue.batch_id, id, seq, issue.problem),
+                (Some(id), Some(seq)) => println!(
+                    "TAMPERED batch {} record {} (seq {}): {}",
+                    issue.batch_id, id, seq, issue.problem
+                ),
                 _ => println!("TAMPERED batch {}: {}", issue.batch_id, issue.problem),
             }
         }

@@ -44,7 +44,12 @@ pub async fn home(req: HttpRequest) -> HttpResponse {
     resp.content_type("text/html; charset=utf-8");
     if req.query_string().contains("lang=") {
         // Remember the choice for the next pages.
-        resp.cookie(Cookie::build("lang", if lang == Lang::En { "en" } else { "zh" }).path("/").max_age(actix_web::cookie::time::Duration::days(365)).finish());
+        resp.cookie(
+            Cookie::build("lang", if lang == Lang::En { "en" } else { "zh" })
+                .path("/")
+                .max_age(actix_web::cookie::time::Duration::days(365))
+                .finish(),
+        );
     }
     resp.body(page)
 }

@@ -57,18 +57,26 @@ impl NewBatch {
 pub fn validate_lot_code(lot: &str) -> CoreResult<()> {
     let ok = !lot.is_empty()
         && lot.len() <= 64
-        && lot.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+        && lot
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(CoreError::invalid("invalid_lot_code", "lot_code must be 1–64 letters, digits or - _ . /"))
+        Err(CoreError::invalid(
+            "invalid_lot_code",
+            "lot_code must be 1–64 letters, digits or - _ . /",
+        ))
     }
 }
 
 /// A quantity is a positive finite number with a unit.
 pub fn validate_quantity(field: &str, quantity: f64, unit: &str) -> CoreResult<()> {
     if !(quantity.is_finite() && quantity > 0.0) {
-        return Err(CoreError::invalid("invalid_quantity", format!("{field} must be a positive number")));
+        return Err(CoreError::invalid(
+            "invalid_quantity",
+            format!("{field} must be a positive number"),
+        ));
     }
     non_empty("unit", unit, 16)
 }
@@ -130,15 +138,24 @@ impl NewTransformation {
             ));
         }
         if self.inputs.len() > 1000 || self.outputs.len() > 1000 {
-            return Err(CoreError::invalid("invalid_transformation", "at most 1000 inputs and 1000 outputs"));
+            return Err(CoreError::invalid(
+                "invalid_transformation",
+                "at most 1000 inputs and 1000 outputs",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for i in &self.inputs {
             if !seen.insert(i.batch_id) {
-                return Err(CoreError::invalid("invalid_transformation", "an input batch is listed twice"));
+                return Err(CoreError::invalid(
+                    "invalid_transformation",
+                    "an input batch is listed twice",
+                ));
             }
             if !(i.quantity.is_finite() && i.quantity > 0.0) {
-                return Err(CoreError::invalid("invalid_quantity", "input quantities must be positive numbers"));
+                return Err(CoreError::invalid(
+                    "invalid_quantity",
+                    "input quantities must be positive numbers",
+                ));
             }
         }
         let mut lots = std::collections::HashSet::new();
@@ -146,7 +163,10 @@ impl NewTransformation {
             validate_lot_code(&o.lot_code)?;
             validate_quantity("output quantity", o.quantity, &o.unit)?;
             if !lots.insert(o.lot_code.as_str()) {
-                return Err(CoreError::invalid("invalid_transformation", "an output lot code is listed twice"));
+                return Err(CoreError::invalid(
+                    "invalid_transformation",
+                    "an output lot code is listed twice",
+                ));
             }
         }
         super::record::validate_event_time(self.event_time)

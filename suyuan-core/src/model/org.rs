@@ -75,10 +75,16 @@ impl NewOrganisation {
 /// Rejects an empty or overlong text field with a message naming it.
 pub fn non_empty(field: &str, value: &str, max_chars: usize) -> CoreResult<()> {
     if value.trim().is_empty() {
-        return Err(CoreError::invalid("missing_field", format!("{field} must not be empty")));
+        return Err(CoreError::invalid(
+            "missing_field",
+            format!("{field} must not be empty"),
+        ));
     }
     if value.chars().count() > max_chars {
-        return Err(CoreError::invalid("field_too_long", format!("{field} is longer than {max_chars} characters")));
+        return Err(CoreError::invalid(
+            "field_too_long",
+            format!("{field} is longer than {max_chars} characters"),
+        ));
     }
     Ok(())
 }
@@ -88,15 +94,25 @@ pub fn validate_division_code(code: &str) -> CoreResult<()> {
     if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) && !code.starts_with("00") {
         Ok(())
     } else {
-        Err(CoreError::invalid("invalid_division_code", format!("{code:?} is not a 6-digit administrative division code")))
+        Err(CoreError::invalid(
+            "invalid_division_code",
+            format!("{code:?} is not a 6-digit administrative division code"),
+        ))
     }
 }
 
 /// 统一社会信用代码: 18 characters from GB 32100's alphabet with its mod-31 check character.
 pub fn validate_credit_code(code: &str) -> CoreResult<()> {
     const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-    const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
-    let bad = || CoreError::invalid("invalid_credit_code", format!("{code:?} is not a valid unified social credit code"));
+    const WEIGHTS: [u32; 17] = [
+        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+    ];
+    let bad = || {
+        CoreError::invalid(
+            "invalid_credit_code",
+            format!("{code:?} is not a valid unified social credit code"),
+        )
+    };
     let chars: Vec<char> = code.chars().collect();
     if chars.len() != 18 {
         return Err(bad());
@@ -117,8 +133,13 @@ pub fn validate_credit_code(code: &str) -> CoreResult<()> {
 /// Computes the check character for the first 17 characters of a credit code (used by the demo data).
 pub fn credit_code_with_check(first17: &str) -> Option<String> {
     const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-    const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
-    let values: Option<Vec<u32>> = first17.chars().map(|c| ALPHABET.find(c).map(|v| v as u32)).collect();
+    const WEIGHTS: [u32; 17] = [
+        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+    ];
+    let values: Option<Vec<u32>> = first17
+        .chars()
+        .map(|c| ALPHABET.find(c).map(|v| v as u32))
+        .collect();
     let values = values.filter(|v| v.len() == 17)?;
     let sum: u32 = values.iter().zip(WEIGHTS).map(|(v, w)| v * w).sum();
     let check = ((31 - sum % 31) % 31) as usize;

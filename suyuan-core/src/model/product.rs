@@ -42,7 +42,10 @@ impl NewProduct {
         non_empty("category", &self.category, 100)?;
         if let Some(gtin) = &self.gtin {
             if !gtin_is_valid(gtin) {
-                return Err(CoreError::invalid("invalid_gtin", format!("{gtin:?} is not a valid GTIN-8/12/13/14")));
+                return Err(CoreError::invalid(
+                    "invalid_gtin",
+                    format!("{gtin:?} is not a valid GTIN-8/12/13/14"),
+                ));
             }
         }
         Ok(())
@@ -56,7 +59,12 @@ pub fn gtin_is_valid(gtin: &str) -> bool {
     }
     let digits: Vec<u32> = gtin.bytes().map(|b| u32::from(b - b'0')).collect();
     let (body, check) = digits.split_at(digits.len() - 1);
-    let sum: u32 = body.iter().rev().enumerate().map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d }).sum();
+    let sum: u32 = body
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
+        .sum();
     (10 - sum % 10) % 10 == check[0]
 }
 

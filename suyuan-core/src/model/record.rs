@@ -277,7 +277,10 @@ impl RecordDetails {
             RecordDetails::Packing(p) => {
                 non_empty("package_type", &p.package_type, 100)?;
                 if p.package_count == 0 {
-                    return Err(CoreError::invalid("invalid_quantity", "package_count must be at least 1"));
+                    return Err(CoreError::invalid(
+                        "invalid_quantity",
+                        "package_count must be at least 1",
+                    ));
                 }
                 optional_positive("net_quantity_per_package", p.net_quantity_per_package)
             }
@@ -289,10 +292,12 @@ impl RecordDetails {
             RecordDetails::Correction(c) => {
                 non_empty("reason", &c.reason, 500)?;
                 match c.replacement.as_deref() {
-                    Some(RecordDetails::Correction(_) | RecordDetails::Recall(_)) => Err(CoreError::invalid(
-                        "invalid_correction",
-                        "a correction cannot replace a record by a correction or a recall",
-                    )),
+                    Some(RecordDetails::Correction(_) | RecordDetails::Recall(_)) => {
+                        Err(CoreError::invalid(
+                            "invalid_correction",
+                            "a correction cannot replace a record by a correction or a recall",
+                        ))
+                    }
                     Some(r) => r.validate(),
                     None => Ok(()),
                 }
@@ -305,7 +310,10 @@ fn positive(field: &str, v: f64) -> CoreResult<()> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(CoreError::invalid("invalid_number", format!("{field} must be a positive number")))
+        Err(CoreError::invalid(
+            "invalid_number",
+            format!("{field} must be a positive number"),
+        ))
     }
 }
 
@@ -321,9 +329,15 @@ pub fn validate_pesticide_registration(number: &str) -> CoreResult<()> {
             "a spraying record needs the pesticide's registration number (农药登记证号), e.g. PD20080001",
         ));
     }
-    let letters = number.bytes().take_while(|b| b.is_ascii_uppercase()).count();
+    let letters = number
+        .bytes()
+        .take_while(|b| b.is_ascii_uppercase())
+        .count();
     let digits = &number[letters..];
-    if (2..=3).contains(&letters) && (6..=8).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+    if (2..=3).contains(&letters)
+        && (6..=8).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
         Ok(())
     } else {
         Err(CoreError::invalid(
@@ -335,27 +349,50 @@ pub fn validate_pesticide_registration(number: &str) -> CoreResult<()> {
 
 fn validate_inspection(i: &Inspection) -> CoreResult<()> {
     if !matches!(i.method.as_str(), "rapid_test" | "lab") {
-        return Err(CoreError::invalid("invalid_inspection", "method must be rapid_test or lab"));
+        return Err(CoreError::invalid(
+            "invalid_inspection",
+            "method must be rapid_test or lab",
+        ));
     }
     if i.items.is_empty() || i.items.len() > 500 {
-        return Err(CoreError::invalid("invalid_inspection", "an inspection has 1–500 items"));
+        return Err(CoreError::invalid(
+            "invalid_inspection",
+            "an inspection has 1–500 items",
+        ));
     }
     for item in &i.items {
         non_empty("item name", &item.name, 100)?;
-        if !(item.value.is_finite() && item.value >= 0.0 && item.limit.is_finite() && item.limit >= 0.0) {
-            return Err(CoreError::invalid("invalid_number", format!("{}: value and limit must be numbers ≥ 0", item.name)));
+        if !(item.value.is_finite()
+            && item.value >= 0.0
+            && item.limit.is_finite()
+            && item.limit >= 0.0)
+        {
+            return Err(CoreError::invalid(
+                "invalid_number",
+                format!("{}: value and limit must be numbers ≥ 0", item.name),
+            ));
         }
-        let expected = if item.value <= item.limit { Verdict::Pass } else { Verdict::Fail };
+        let expected = if item.value <= item.limit {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
         if item.result != expected {
             return Err(CoreError::invalid(
                 "inconsistent_inspection",
-                format!("{}: value {} against limit {} is a {:?}, not a {:?}", item.name, item.value, item.limit, expected, item.result),
+                format!(
+                    "{}: value {} against limit {} is a {:?}, not a {:?}",
+                    item.name, item.value, item.limit, expected, item.result
+                ),
             ));
         }
     }
     let any_fail = i.items.iter().any(|it| it.result == Verdict::Fail);
     if any_fail && i.overall == Verdict::Pass {
-        return Err(CoreError::invalid("inconsistent_inspection", "an inspection with a failed item cannot pass overall"));
+        return Err(CoreError::invalid(
+            "inconsistent_inspection",
+            "an inspection with a failed item cannot pass overall",
+        ));
     }
     Ok(())
 }
@@ -365,12 +402,21 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::hours(1);
 
 /// Event times must be real: not before 2000 and not in the future beyond [`MAX_CLOCK_SKEW`].
 pub fn validate_event_time(t: DateTime<Utc>) -> CoreResult<()> {
-    let earliest = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().unwrap_or_default();
+    let earliest = Utc
+        .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
     if t > Utc::now() + MAX_CLOCK_SKEW {
-        return Err(CoreError::invalid("event_time_in_future", format!("event_time {t} is in the future")));
+        return Err(CoreError::invalid(
+            "event_time_in_future",
+            format!("event_time {t} is in the future"),
+        ));
     }
     if t < earliest {
-        return Err(CoreError::invalid("event_time_too_old", format!("event_time {t} is before 2000")));
+        return Err(CoreError::invalid(
+            "event_time_too_old",
+            format!("event_time {t} is before 2000"),
+        ));
     }
     Ok(())
 }
@@ -395,12 +441,21 @@ impl NewRecord {
     pub fn validate(&self) -> CoreResult<()> {
         validate_event_time(self.event_time)?;
         if self.attachments.len() > 20 {
-            return Err(CoreError::invalid("too_many_attachments", "at most 20 attachments per record"));
+            return Err(CoreError::invalid(
+                "too_many_attachments",
+                "at most 20 attachments per record",
+            ));
         }
         for a in &self.attachments {
-            let ok = !a.is_empty() && a.len() <= 128 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b));
+            let ok = !a.is_empty()
+                && a.len() <= 128
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b));
             if !ok {
-                return Err(CoreError::invalid("invalid_attachment", "attachment ids are 1–128 letters, digits or - _ : ."));
+                return Err(CoreError::invalid(
+                    "invalid_attachment",
+                    "attachment ids are 1–128 letters, digits or - _ : .",
+                ));
             }
         }
         if matches!(self.details, RecordDetails::Recall(_)) {
@@ -491,7 +546,12 @@ pub fn corrected_view(records: Vec<Record>) -> Vec<CorrectedRecord> {
             continue;
         }
         index.insert(r.id, out.len());
-        out.push(CorrectedRecord { record: r, state: CorrectionState::Original, corrections: Vec::new(), original_details: None });
+        out.push(CorrectedRecord {
+            record: r,
+            state: CorrectionState::Original,
+            corrections: Vec::new(),
+            original_details: None,
+        });
     }
     out
 }
@@ -526,12 +586,33 @@ mod tests {
 
     #[test]
     fn inspection_verdicts_must_match_values() {
-        let item = |value: f64, result| InspectionItem { name: "毒死蜱".into(), value, unit: "mg/kg".into(), limit: 0.5, result };
-        let insp = |items, overall| RecordDetails::Inspection(Inspection { method: "lab".into(), items, report_number: None, overall });
-        assert!(insp(vec![item(0.1, Verdict::Pass)], Verdict::Pass).validate().is_ok());
-        assert!(insp(vec![item(0.9, Verdict::Pass)], Verdict::Pass).validate().is_err());
-        assert!(insp(vec![item(0.9, Verdict::Fail)], Verdict::Pass).validate().is_err());
-        assert!(insp(vec![item(0.9, Verdict::Fail)], Verdict::Fail).validate().is_ok());
+        let item = |value: f64, result| InspectionItem {
+            name: "毒死蜱".into(),
+            value,
+            unit: "mg/kg".into(),
+            limit: 0.5,
+            result,
+        };
+        let insp = |items, overall| {
+            RecordDetails::Inspection(Inspection {
+                method: "lab".into(),
+                items,
+                report_number: None,
+                overall,
+            })
+        };
+        assert!(insp(vec![item(0.1, Verdict::Pass)], Verdict::Pass)
+            .validate()
+            .is_ok());
+        assert!(insp(vec![item(0.9, Verdict::Pass)], Verdict::Pass)
+            .validate()
+            .is_err());
+        assert!(insp(vec![item(0.9, Verdict::Fail)], Verdict::Pass)
+            .validate()
+            .is_err());
+        assert!(insp(vec![item(0.9, Verdict::Fail)], Verdict::Fail)
+            .validate()
+            .is_ok());
     }
 
     #[test]

@@ -44,7 +44,8 @@ impl NewSite {
         validate_division_code(&self.division_code)?;
         match (self.latitude, self.longitude) {
             (None, None) => {}
-            (Some(lat), Some(lon)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {}
+            (Some(lat), Some(lon))
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {}
             _ => {
                 return Err(CoreError::invalid(
                     "invalid_location",
@@ -54,7 +55,10 @@ impl NewSite {
         }
         if let Some(a) = self.area_mu {
             if !(a.is_finite() && a > 0.0) {
-                return Err(CoreError::invalid("invalid_area", "area_mu must be a positive number"));
+                return Err(CoreError::invalid(
+                    "invalid_area",
+                    "area_mu must be a positive number",
+                ));
             }
         }
         Ok(())

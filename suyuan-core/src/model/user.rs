@@ -36,7 +36,10 @@ impl NewUser {
     /// Checks the username's alphabet and the password's length.
     pub fn validate(&self) -> CoreResult<()> {
         let ok_name = (3..=64).contains(&self.username.len())
-            && self.username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+            && self
+                .username
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
         if !ok_name {
             return Err(CoreError::invalid(
                 "invalid_username",
@@ -45,7 +48,10 @@ impl NewUser {
         }
         super::org::non_empty("display_name", &self.display_name, 100)?;
         if self.password.chars().count() < 8 {
-            return Err(CoreError::invalid("weak_password", "password must have at least 8 characters"));
+            return Err(CoreError::invalid(
+                "weak_password",
+                "password must have at least 8 characters",
+            ));
         }
         Ok(())
     }

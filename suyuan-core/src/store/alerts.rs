@@ -39,7 +39,11 @@ pub fn open(conn: &mut DbConnection, alert: NewAlert<'_>) -> CoreResult<()> {
 }
 
 /// Closes the open alerts of these kinds on a batch (e.g. when a later inspection passes).
-pub fn close_for_batch(conn: &mut DbConnection, batch: BatchId, kinds: &[&str]) -> CoreResult<usize> {
+pub fn close_for_batch(
+    conn: &mut DbConnection,
+    batch: BatchId,
+    kinds: &[&str],
+) -> CoreResult<usize> {
     Ok(on_backend!(conn, c => diesel::update(
         a::alerts
             .filter(a::batch_id.eq(batch.0))

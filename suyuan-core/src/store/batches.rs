@@ -19,19 +19,30 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, new: &NewBatch) -> CoreRes
     new.validate()?;
     let product = super::sites::get_product(conn, new.product_id)?;
     if product.org_id != actor.org_id {
-        return Err(CoreError::invalid("foreign_product", "the product belongs to another organisation"));
+        return Err(CoreError::invalid(
+            "foreign_product",
+            "the product belongs to another organisation",
+        ));
     }
     if let Some(site) = new.origin_site_id {
         let site = super::sites::get_site(conn, site)?;
         if site.org_id != actor.org_id {
-            return Err(CoreError::invalid("foreign_site", "the origin site belongs to another organisation"));
+            return Err(CoreError::invalid(
+                "foreign_site",
+                "the origin site belongs to another organisation",
+            ));
         }
     }
     insert(conn, actor.org_id, new, now_millis())
 }
 
 /// Inserts a batch row without checks (used by `create` and by transformations).
-pub(crate) fn insert(conn: &mut DbConnection, org: OrgId, new: &NewBatch, now: i64) -> CoreResult<Batch> {
+pub(crate) fn insert(
+    conn: &mut DbConnection,
+    org: OrgId,
+    new: &NewBatch,
+    now: i64,
+) -> CoreResult<Batch> {
     let inserted = on_backend!(conn, c => diesel::insert_into(b::batches)
         .values((
             b::org_id.eq(org.0),
@@ -52,7 +63,10 @@ pub(crate) fn insert(conn: &mut DbConnection, org: OrgId, new: &NewBatch, now: i
         Ok(row) => row.into_model(),
         Err(e) if super::is_unique_violation(&e) => Err(CoreError::conflict(
             "duplicate_lot_code",
-            format!("lot code {} is already used by this organisation", new.lot_code),
+            format!(
+                "lot code {} is already used by this organisation",
+                new.lot_code
+            ),
         )),
         Err(e) => Err(e.into()),
     }
@@ -70,7 +84,11 @@ pub fn get(conn: &mut DbConnection, id: BatchId) -> CoreResult<Batch> {
 /// batch's chain queue instead of forking it.
 pub(crate) fn get_for_update(conn: &mut DbConnection, id: BatchId) -> CoreResult<Batch> {
     let row = match conn {
-        DbConnection::Postgresql(c) => b::batches.find(id.0).for_update().select(BatchRow::as_select()).first(c),
+        DbConnection::Postgresql(c) => b::batches
+            .find(id.0)
+            .for_update()
+            .select(BatchRow::as_select())
+            .first(c),
         DbConnection::Sqlite(c) => b::batches.find(id.0).select(BatchRow::as_select()).first(c),
     };
     row.or_not_found("batch")?.into_model()
@@ -85,13 +103,19 @@ pub fn get_for(conn: &mut DbConnection, actor: &Actor, id: BatchId) -> CoreResul
 }
 
 /// The facts about the actor's organisation and the batch that the policy needs.
-pub fn relation(conn: &mut DbConnection, actor: &Actor, batch: &Batch) -> CoreResult<BatchRelation> {
+pub fn relation(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    batch: &Batch,
+) -> CoreResult<BatchRelation> {
     let requested: i64 = on_backend!(conn, c => ir::inspection_requests
         .filter(ir::batch_id.eq(batch.id.0))
         .filter(ir::lab_org_id.eq(actor.org_id.0))
         .count()
         .get_result(c))?;
-    Ok(BatchRelation { inspection_requested: requested > 0 })
+    Ok(BatchRelation {
+        inspection_requested: requested > 0,
+    })
 }
 
 /// Batches the actor may list: all for regulators and operators, otherwise those the organisation made or
@@ -113,16 +137,28 @@ pub fn list_for(conn: &mut DbConnection, actor: &Actor, page: Page) -> CoreResul
         }
         q.order(b::id).limit(limit + 1).select(BatchRow::as_select()).load(c)
     })?;
-    Ok(Paged::from_fetched(models(rows, BatchRow::into_model)?, limit, |x| x.id.0))
+    Ok(Paged::from_fetched(
+        models(rows, BatchRow::into_model)?,
+        limit,
+        |x| x.id.0,
+    ))
 }
 
 /// Asks a lab to inspect a batch; its inspectors may then read the batch and record inspections on it.
-pub fn request_inspection(conn: &mut DbConnection, actor: &Actor, id: BatchId, lab: OrgId) -> CoreResult<()> {
+pub fn request_inspection(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: BatchId,
+    lab: OrgId,
+) -> CoreResult<()> {
     let batch = get(conn, id)?;
     policy::ensure_request_inspection(actor, &batch)?;
     let lab_org = super::orgs::get(conn, lab)?;
     if lab_org.kind != crate::model::OrgKind::Lab {
-        return Err(CoreError::invalid("not_a_lab", "inspections can only be requested from a lab"));
+        return Err(CoreError::invalid(
+            "not_a_lab",
+            "inspections can only be requested from a lab",
+        ));
     }
     // Asking the same lab twice is harmless.
     on_backend!(conn, c => diesel::insert_into(ir::inspection_requests)
@@ -138,7 +174,12 @@ pub fn request_inspection(conn: &mut DbConnection, actor: &Actor, id: BatchId, l
 }
 
 /// Changes a batch's status (rules, recalls).
-pub(crate) fn set_status(conn: &mut DbConnection, id: BatchId, status: BatchStatus, reason: Option<&str>) -> CoreResult<()> {
+pub(crate) fn set_status(
+    conn: &mut DbConnection,
+    id: BatchId,
+    status: BatchStatus,
+    reason: Option<&str>,
+) -> CoreResult<()> {
     on_backend!(conn, c => diesel::update(b::batches.find(id.0))
         .set((b::status.eq(status.as_str()), b::status_reason.eq(reason)))
         .execute(c))?;

@@ -36,22 +36,35 @@ const FORWARD_SQLITE: &str = "WITH RECURSIVE down(id) AS ( \
     UNION SELECT e.child_batch_id FROM lineage_edges e JOIN down ON e.parent_batch_id = down.id) SELECT id FROM down";
 
 /// Every batch reachable from `from` in `direction`, not including `from` itself.
-pub fn reachable_ids(conn: &mut DbConnection, from: BatchId, direction: Direction) -> CoreResult<Vec<i64>> {
+pub fn reachable_ids(
+    conn: &mut DbConnection,
+    from: BatchId,
+    direction: Direction,
+) -> CoreResult<Vec<i64>> {
     let sqlite_sql = match direction {
         Direction::Backward => BACKWARD_SQLITE,
         Direction::Forward => FORWARD_SQLITE,
     };
     // The same query; only the placeholder syntax differs.
     let rows: Vec<IdRow> = match conn {
-        DbConnection::Sqlite(c) => diesel::sql_query(sqlite_sql).bind::<BigInt, _>(from.0).load(c)?,
-        DbConnection::Postgresql(c) => diesel::sql_query(sqlite_sql.replace('?', "$1")).bind::<BigInt, _>(from.0).load(c)?,
+        DbConnection::Sqlite(c) => diesel::sql_query(sqlite_sql)
+            .bind::<BigInt, _>(from.0)
+            .load(c)?,
+        DbConnection::Postgresql(c) => diesel::sql_query(sqlite_sql.replace('?', "$1"))
+            .bind::<BigInt, _>(from.0)
+            .load(c)?,
     };
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Traces a batch backward (where it came from) or forward (where it went), with every batch's records in
 /// the corrected view and the edges between the batches reached.
-pub fn trace(conn: &mut DbConnection, actor: &Actor, root: BatchId, direction: Direction) -> CoreResult<Trace> {
+pub fn trace(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    root: BatchId,
+    direction: Direction,
+) -> CoreResult<Trace> {
     batches::get_for(conn, actor, root)?;
     let mut ids = reachable_ids(conn, root, direction)?;
     ids.push(root.0);
@@ -77,7 +90,12 @@ pub fn trace(conn: &mut DbConnection, actor: &Actor, root: BatchId, direction: D
         });
     }
     traced.sort_by_key(|t| (t.depth, t.batch.id));
-    Ok(Trace { root, direction, batches: traced, edges })
+    Ok(Trace {
+        root,
+        direction,
+        batches: traced,
+        edges,
+    })
 }
 
 /// Shortest number of steps from the root to each batch.
@@ -106,9 +124,15 @@ fn depths(root: BatchId, edges: &[LineageEdge], direction: Direction) -> HashMap
 
 /// Records a split, merge or transformation: creates the output batches and the edges, and writes a
 /// `processing` record on each output. Idempotent by client id like records.
-pub fn transform(conn: &mut DbConnection, actor: &Actor, new: &NewTransformation) -> CoreResult<Transformation> {
+pub fn transform(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    new: &NewTransformation,
+) -> CoreResult<Transformation> {
     new.validate()?;
-    let request = serde_json::to_value(new).map(|v| canonical_json(&v)).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let request = serde_json::to_value(new)
+        .map(|v| canonical_json(&v))
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
     let client_id = new.client_id.to_string();
     let existing: Option<(i64, String)> = on_backend!(conn, c => t::transformations
         .filter(t::client_id.eq(&client_id))
@@ -121,8 +145,12 @@ pub fn transform(conn: &mut DbConnection, actor: &Actor, new: &NewTransformation
         }
         return Err(CoreError::Conflict {
             code: "transformation_conflict",
-            message: format!("a different transformation was already stored under client_id {client_id}"),
-            details: serde_json::from_str(&stored).ok().map(|s: serde_json::Value| serde_json::json!({ "stored": s, "submitted": new })),
+            message: format!(
+                "a different transformation was already stored under client_id {client_id}"
+            ),
+            details: serde_json::from_str(&stored)
+                .ok()
+                .map(|s: serde_json::Value| serde_json::json!({ "stored": s, "submitted": new })),
         });
     }
 
@@ -132,10 +160,22 @@ pub fn transform(conn: &mut DbConnection, actor: &Actor, new: &NewTransformation
     for input in sorted {
         let batch = batches::get_for_update(conn, input.batch_id)?;
         if batch.status == BatchStatus::Recalled {
-            return Err(CoreError::conflict("batch_recalled", format!("batch {} is recalled and cannot be processed", batch.lot_code)));
+            return Err(CoreError::conflict(
+                "batch_recalled",
+                format!(
+                    "batch {} is recalled and cannot be processed",
+                    batch.lot_code
+                ),
+            ));
         }
         if input.quantity > batch.quantity * (1.0 + 1e-9) {
-            return Err(CoreError::invalid("invalid_quantity", format!("batch {} holds only {} {}", batch.lot_code, batch.quantity, batch.unit)));
+            return Err(CoreError::invalid(
+                "invalid_quantity",
+                format!(
+                    "batch {} holds only {} {}",
+                    batch.lot_code, batch.quantity, batch.unit
+                ),
+            ));
         }
         inputs.push(batch);
     }
@@ -143,7 +183,10 @@ pub fn transform(conn: &mut DbConnection, actor: &Actor, new: &NewTransformation
     for output in &new.outputs {
         let product = super::sites::get_product(conn, output.product_id)?;
         if product.org_id != actor.org_id {
-            return Err(CoreError::invalid("foreign_product", "output products must belong to your organisation"));
+            return Err(CoreError::invalid(
+                "foreign_product",
+                "output products must belong to your organisation",
+            ));
         }
     }
     if let Some(site) = new.site_id {
@@ -178,7 +221,11 @@ pub fn transform(conn: &mut DbConnection, actor: &Actor, new: &NewTransformation
             // A product made from a blocked batch stays blocked until it passes an inspection itself.
             batches::set_status(conn, child.id, BatchStatus::Blocked, Some("input_blocked"))?;
         }
-        for (input, batch) in new.inputs.iter().zip(&inputs_in_request_order(&inputs, &new.inputs)) {
+        for (input, batch) in new
+            .inputs
+            .iter()
+            .zip(&inputs_in_request_order(&inputs, &new.inputs))
+        {
             let (quantity, unit) = match new.kind {
                 LineageKind::Split => (output.quantity, output.unit.clone()),
                 _ => (input.quantity, batch.unit.clone()),
@@ -200,7 +247,8 @@ pub fn transform(conn: &mut DbConnection, actor: &Actor, new: &NewTransformation
         });
         let mut row = RecordRow {
             id: 0,
-            client_id: uuid::Uuid::new_v5(&new.client_id, format!("output-{i}").as_bytes()).to_string(),
+            client_id: uuid::Uuid::new_v5(&new.client_id, format!("output-{i}").as_bytes())
+                .to_string(),
             batch_id: child.id.0,
             seq: 1,
             kind: RecordKind::Processing.as_str().to_owned(),
@@ -209,7 +257,9 @@ pub fn transform(conn: &mut DbConnection, actor: &Actor, new: &NewTransformation
             site_id: new.site_id.map(|s| s.0),
             actor_user_id: actor.user_id.0,
             org_id: actor.org_id.0,
-            details: serde_json::to_value(&details).map(|v| canonical_json(&v)).map_err(|e| CoreError::Internal(e.to_string()))?,
+            details: serde_json::to_value(&details)
+                .map(|v| canonical_json(&v))
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
             attachments: "[]".into(),
             flags: "[]".into(),
             supersedes_id: None,
@@ -229,18 +279,26 @@ fn inputs_in_request_order(locked: &[Batch], requested: &[TransformationInput]) 
 }
 
 /// A stored transformation with its outputs and edges.
-pub fn load_transformation(conn: &mut DbConnection, id: TransformationId) -> CoreResult<Transformation> {
-    let (client_id, kind, event_time): (String, String, i64) =
-        on_backend!(conn, c => t::transformations.find(id.0).select((t::client_id, t::kind, t::event_time)).first(c))?;
+pub fn load_transformation(
+    conn: &mut DbConnection,
+    id: TransformationId,
+) -> CoreResult<Transformation> {
+    let (client_id, kind, event_time): (String, String, i64) = on_backend!(conn, c => t::transformations.find(id.0).select((t::client_id, t::kind, t::event_time)).first(c))?;
     let edge_rows = on_backend!(conn, c => e::lineage_edges.filter(e::transformation_id.eq(id.0)).order(e::id).select(EdgeRow::as_select()).load(c))?;
     let edges = models(edge_rows, EdgeRow::into_model)?;
     let mut seen = HashSet::new();
-    let child_ids: Vec<i64> = edges.iter().map(|x| x.child_batch_id.0).filter(|c| seen.insert(*c)).collect();
+    let child_ids: Vec<i64> = edges
+        .iter()
+        .map(|x| x.child_batch_id.0)
+        .filter(|c| seen.insert(*c))
+        .collect();
     let rows = on_backend!(conn, c => b::batches.filter(b::id.eq_any(&child_ids)).order(b::id).select(BatchRow::as_select()).load(c))?;
     Ok(Transformation {
         id,
-        client_id: uuid::Uuid::parse_str(&client_id).map_err(|e| CoreError::Internal(e.to_string()))?,
-        kind: LineageKind::parse(&kind).ok_or_else(|| CoreError::Internal(format!("unexpected lineage kind {kind:?}")))?,
+        client_id: uuid::Uuid::parse_str(&client_id)
+            .map_err(|e| CoreError::Internal(e.to_string()))?,
+        kind: LineageKind::parse(&kind)
+            .ok_or_else(|| CoreError::Internal(format!("unexpected lineage kind {kind:?}")))?,
         event_time: to_datetime(event_time),
         outputs: models(rows, BatchRow::into_model)?,
         edges,

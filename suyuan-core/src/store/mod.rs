@@ -33,14 +33,20 @@ pub struct Page {
 
 impl Page {
     /// The first page with the default size.
-    pub const FIRST: Page = Page { limit: None, after: None };
+    pub const FIRST: Page = Page {
+        limit: None,
+        after: None,
+    };
 
     /// The validated page size.
     pub fn limit(&self) -> CoreResult<i64> {
         match self.limit {
             None => Ok(50),
             Some(n) if (1..=200).contains(&n) => Ok(n),
-            Some(_) => Err(CoreError::invalid("invalid_page", "limit must be between 1 and 200")),
+            Some(_) => Err(CoreError::invalid(
+                "invalid_page",
+                "limit must be between 1 and 200",
+            )),
         }
     }
 

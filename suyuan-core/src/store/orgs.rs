@@ -28,9 +28,10 @@ pub fn create(conn: &mut DbConnection, new: &NewOrganisation) -> CoreResult<Orga
         .get_result(c));
     match inserted {
         Ok(row) => row.into_model(),
-        Err(e) if super::is_unique_violation(&e) => {
-            Err(CoreError::conflict("duplicate_credit_code", "an organisation with this credit code exists"))
-        }
+        Err(e) if super::is_unique_violation(&e) => Err(CoreError::conflict(
+            "duplicate_credit_code",
+            "an organisation with this credit code exists",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -51,5 +52,9 @@ pub fn list(conn: &mut DbConnection, page: Page) -> CoreResult<Paged<Organisatio
         .limit(limit + 1)
         .select(OrgRow::as_select())
         .load(c))?;
-    Ok(Paged::from_fetched(models(rows, OrgRow::into_model)?, limit, |x| x.id.0))
+    Ok(Paged::from_fetched(
+        models(rows, OrgRow::into_model)?,
+        limit,
+        |x| x.id.0,
+    ))
 }

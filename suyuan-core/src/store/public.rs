@@ -57,10 +57,19 @@ pub struct PublicStory {
 pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
     let root = super::batches::get(conn, id)?;
     // The trace is read with regulator rights; only public fields leave this function.
-    let reader = Actor { user_id: crate::UserId(0), org_id: root.org_id, role: Role::Regulator };
+    let reader = Actor {
+        user_id: crate::UserId(0),
+        org_id: root.org_id,
+        role: Role::Regulator,
+    };
     let trace = super::lineage::trace(conn, &reader, id, Direction::Backward)?;
     let mut org_ids: Vec<i64> = trace.batches.iter().map(|t| t.batch.org_id.0).collect();
-    org_ids.extend(trace.batches.iter().flat_map(|t| t.records.iter().map(|r| r.record.org_id.0)));
+    org_ids.extend(
+        trace
+            .batches
+            .iter()
+            .flat_map(|t| t.records.iter().map(|r| r.record.org_id.0)),
+    );
     org_ids.sort_unstable();
     org_ids.dedup();
     let orgs: HashMap<i64, Organisation> = models(
@@ -70,7 +79,15 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
     .into_iter()
     .map(|org| (org.id.0, org))
     .collect();
-    let mut site_ids: Vec<i64> = trace.batches.iter().flat_map(|t| t.records.iter().filter_map(|r| r.record.site_id.map(|s| s.0))).collect();
+    let mut site_ids: Vec<i64> = trace
+        .batches
+        .iter()
+        .flat_map(|t| {
+            t.records
+                .iter()
+                .filter_map(|r| r.record.site_id.map(|s| s.0))
+        })
+        .collect();
     site_ids.sort_unstable();
     site_ids.dedup();
     let sites: HashMap<i64, Site> = models(
@@ -84,7 +101,9 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
     let mut out = Vec::with_capacity(trace.batches.len());
     for traced in trace.batches {
         let product = super::sites::get_product(conn, traced.batch.product_id)?;
-        let producer = orgs.get(&traced.batch.org_id.0).map(PublicOrganisation::from);
+        let producer = orgs
+            .get(&traced.batch.org_id.0)
+            .map(PublicOrganisation::from);
         let Some(producer) = producer else { continue };
         let records = traced
             .records
@@ -92,8 +111,15 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
             .filter(|r| r.state != CorrectionState::Retracted)
             .map(|r| PublicRecord {
                 event_time: r.record.event_time,
-                organisation: orgs.get(&r.record.org_id.0).map(|o| o.name.clone()).unwrap_or_default(),
-                site: r.record.site_id.and_then(|s| sites.get(&s.0)).map(|s| s.name.clone()),
+                organisation: orgs
+                    .get(&r.record.org_id.0)
+                    .map(|o| o.name.clone())
+                    .unwrap_or_default(),
+                site: r
+                    .record
+                    .site_id
+                    .and_then(|s| sites.get(&s.0))
+                    .map(|s| s.name.clone()),
                 details: r.record.details,
                 flags: r.record.flags,
                 state: r.state,
@@ -118,5 +144,8 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
         return Err(crate::CoreError::NotFound { what: "batch" });
     }
     let batch = out.remove(root_pos);
-    Ok(PublicStory { batch, upstream: out })
+    Ok(PublicStory {
+        batch,
+        upstream: out,
+    })
 }

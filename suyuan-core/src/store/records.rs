@@ -23,14 +23,21 @@ use crate::{BatchId, OrgId, RecordId};
 const DAY_MS: i64 = 86_400_000;
 
 fn to_json_text<T: Serialize>(v: &T) -> CoreResult<String> {
-    serde_json::to_value(v).map(|v| canonical_json(&v)).map_err(|e| CoreError::Internal(e.to_string()))
+    serde_json::to_value(v)
+        .map(|v| canonical_json(&v))
+        .map_err(|e| CoreError::Internal(e.to_string()))
 }
 
 /// Captures one record on a batch inside the caller's transaction.
 ///
 /// Sending the same record again (same client id and content) returns the stored one with `created: false`;
 /// a different record under a client id already used is a `record_conflict` (409) that carries both.
-pub fn capture(conn: &mut DbConnection, actor: &Actor, batch_id: BatchId, new: &NewRecord) -> CoreResult<Captured> {
+pub fn capture(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    batch_id: BatchId,
+    new: &NewRecord,
+) -> CoreResult<Captured> {
     new.validate()?;
     let batch = batches::get_for_update(conn, batch_id)?;
     let rel = batches::relation(conn, actor, &batch)?;
@@ -48,7 +55,10 @@ pub fn capture(conn: &mut DbConnection, actor: &Actor, batch_id: BatchId, new: &
             && stored.attachments == attachments;
         let stored = stored.into_model()?;
         if same {
-            return Ok(Captured { record: stored, created: false });
+            return Ok(Captured {
+                record: stored,
+                created: false,
+            });
         }
         return Err(CoreError::Conflict {
             code: "record_conflict",
@@ -85,7 +95,10 @@ pub fn capture(conn: &mut DbConnection, actor: &Actor, batch_id: BatchId, new: &
     };
     let stored = append(conn, &mut row)?;
     apply(conn, &batch, &stored, effects)?;
-    Ok(Captured { record: stored.into_model()?, created: true })
+    Ok(Captured {
+        record: stored.into_model()?,
+        created: true,
+    })
 }
 
 /// Hashes and inserts a record row at the head of its batch's chain and advances the head.
@@ -99,7 +112,10 @@ pub(crate) fn append(conn: &mut DbConnection, row: &mut RecordRow) -> CoreResult
     .execute(c))?;
     if moved != 1 {
         // Cannot happen while writers hold the batch lock; refuse rather than fork the chain.
-        return Err(CoreError::Internal(format!("chain head of batch {} moved during append", row.batch_id)));
+        return Err(CoreError::Internal(format!(
+            "chain head of batch {} moved during append",
+            row.batch_id
+        )));
     }
     let mut stored = row.clone();
     stored.id = id;
@@ -108,11 +124,18 @@ pub(crate) fn append(conn: &mut DbConnection, row: &mut RecordRow) -> CoreResult
 
 /// Captures a record in its own transaction, retrying once when a concurrent request stored the same client
 /// id first (the retry then answers as a resend).
-pub fn capture_in(db: &Database, actor: &Actor, batch_id: BatchId, new: &NewRecord) -> CoreResult<Captured> {
+pub fn capture_in(
+    db: &Database,
+    actor: &Actor,
+    batch_id: BatchId,
+    new: &NewRecord,
+) -> CoreResult<Captured> {
     let mut attempt = 0;
     loop {
         match db.write(|c| capture(c, actor, batch_id, new)) {
-            Err(CoreError::Database(e)) if super::is_unique_violation(&e) && attempt < 2 => attempt += 1,
+            Err(CoreError::Database(e)) if super::is_unique_violation(&e) && attempt < 2 => {
+                attempt += 1
+            }
             other => return other,
         }
     }
@@ -145,7 +168,10 @@ pub const MAX_SYNC_ITEMS: usize = 1000;
 /// bad record is reported without losing the others.
 pub fn sync(db: &Database, actor: &Actor, items: &[SyncItem]) -> CoreResult<Vec<SyncOutcome>> {
     if items.len() > MAX_SYNC_ITEMS {
-        return Err(CoreError::invalid("too_many_items", format!("at most {MAX_SYNC_ITEMS} records per sync")));
+        return Err(CoreError::invalid(
+            "too_many_items",
+            format!("at most {MAX_SYNC_ITEMS} records per sync"),
+        ));
     }
     db.write(|conn| {
         let mut out = Vec::with_capacity(items.len());
@@ -161,9 +187,12 @@ pub fn sync(db: &Database, actor: &Actor, items: &[SyncItem]) -> CoreResult<Vec<
                     record: Some(c.record),
                     error: None,
                 },
-                Err(e @ (CoreError::Database(_) | CoreError::Pool(_) | CoreError::Internal(_) | CoreError::Setup(_))) => {
-                    return Err(e)
-                }
+                Err(
+                    e @ (CoreError::Database(_)
+                    | CoreError::Pool(_)
+                    | CoreError::Internal(_)
+                    | CoreError::Setup(_)),
+                ) => return Err(e),
                 Err(e) => SyncOutcome {
                     client_id: item.record.client_id,
                     status: "rejected".into(),
@@ -184,7 +213,9 @@ pub fn sync(db: &Database, actor: &Actor, items: &[SyncItem]) -> CoreResult<Vec<
 }
 
 fn find_by_client_id(conn: &mut DbConnection, client_id: &str) -> CoreResult<Option<RecordRow>> {
-    Ok(on_backend!(conn, c => r::records.filter(r::client_id.eq(client_id)).select(RecordRow::as_select()).first(c).optional())?)
+    Ok(
+        on_backend!(conn, c => r::records.filter(r::client_id.eq(client_id)).select(RecordRow::as_select()).first(c).optional())?,
+    )
 }
 
 /// One record by id.
@@ -202,7 +233,10 @@ pub fn history(conn: &mut DbConnection, batch: BatchId) -> CoreResult<Vec<Record
 }
 
 /// The records of many batches, grouped by batch, each in chain order (one query).
-pub fn history_of_many(conn: &mut DbConnection, batch_ids: &[i64]) -> CoreResult<HashMap<i64, Vec<Record>>> {
+pub fn history_of_many(
+    conn: &mut DbConnection,
+    batch_ids: &[i64],
+) -> CoreResult<HashMap<i64, Vec<Record>>> {
     let mut out: HashMap<i64, Vec<Record>> = HashMap::new();
     for chunk in batch_ids.chunks(5000) {
         let rows = on_backend!(conn, c => r::records
@@ -234,32 +268,57 @@ struct Effects {
 }
 
 /// The rules enforced at write time.
-fn rules(conn: &mut DbConnection, actor: &Actor, batch: &Batch, new: &NewRecord) -> CoreResult<Effects> {
+fn rules(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    batch: &Batch,
+    new: &NewRecord,
+) -> CoreResult<Effects> {
     let mut fx = Effects::default();
     match &new.details {
         RecordDetails::Harvest(_) => {
             let violations = phi_violations(conn, batch.id, new.event_time.timestamp_millis())?;
             if !violations.is_empty() {
                 fx.flags.push("harvest_within_phi".into());
-                fx.block = Some(("harvest_within_phi", format!("采收早于安全间隔期 harvested within the pre-harvest interval: {}", violations.join("; "))));
+                fx.block = Some((
+                    "harvest_within_phi",
+                    format!(
+                        "采收早于安全间隔期 harvested within the pre-harvest interval: {}",
+                        violations.join("; ")
+                    ),
+                ));
             }
         }
         RecordDetails::Inspection(i) => match i.overall {
             Verdict::Fail => {
-                let failed: Vec<&str> = i.items.iter().filter(|x| x.result == Verdict::Fail).map(|x| x.name.as_str()).collect();
+                let failed: Vec<&str> = i
+                    .items
+                    .iter()
+                    .filter(|x| x.result == Verdict::Fail)
+                    .map(|x| x.name.as_str())
+                    .collect();
                 fx.flags.push("inspection_failed".into());
-                fx.block = Some(("inspection_failed", format!("检测不合格 inspection failed: {}", failed.join(", "))));
+                fx.block = Some((
+                    "inspection_failed",
+                    format!("检测不合格 inspection failed: {}", failed.join(", ")),
+                ));
             }
             Verdict::Pass => fx.release = true,
         },
         RecordDetails::Shipping(s) => {
             let to = super::orgs::get(conn, s.to_org_id)?;
             if to.id == batch.custodian_org_id {
-                return Err(CoreError::invalid("invalid_shipment", "a batch cannot be shipped to the organisation holding it"));
+                return Err(CoreError::invalid(
+                    "invalid_shipment",
+                    "a batch cannot be shipped to the organisation holding it",
+                ));
             }
             if let Some(site) = s.to_site_id {
                 if super::sites::get_site(conn, site)?.org_id != to.id {
-                    return Err(CoreError::invalid("invalid_shipment", "to_site_id is not a site of to_org_id"));
+                    return Err(CoreError::invalid(
+                        "invalid_shipment",
+                        "to_site_id is not a site of to_org_id",
+                    ));
                 }
             }
             fx.ship_to = Some(to.id);
@@ -268,17 +327,31 @@ fn rules(conn: &mut DbConnection, actor: &Actor, batch: &Batch, new: &NewRecord)
         RecordDetails::Correction(c) => {
             let target = get(conn, c.supersedes)?;
             if target.batch_id != batch.id {
-                return Err(CoreError::invalid("invalid_correction", "a correction must be recorded on the batch of the record it corrects"));
+                return Err(CoreError::invalid(
+                    "invalid_correction",
+                    "a correction must be recorded on the batch of the record it corrects",
+                ));
             }
-            if matches!(target.details, RecordDetails::Correction(_) | RecordDetails::Recall(_)) {
-                return Err(CoreError::invalid("invalid_correction", "corrections and recalls cannot be corrected; correct the original record"));
+            if matches!(
+                target.details,
+                RecordDetails::Correction(_) | RecordDetails::Recall(_)
+            ) {
+                return Err(CoreError::invalid(
+                    "invalid_correction",
+                    "corrections and recalls cannot be corrected; correct the original record",
+                ));
             }
             if target.org_id != actor.org_id {
-                return Err(CoreError::forbidden("only the organisation that wrote a record may correct it"));
+                return Err(CoreError::forbidden(
+                    "only the organisation that wrote a record may correct it",
+                ));
             }
             if let Some(rep) = &c.replacement {
                 if rep.kind() != target.details.kind() {
-                    return Err(CoreError::invalid("invalid_correction", format!("the replacement must be a {} record", target.details.kind())));
+                    return Err(CoreError::invalid(
+                        "invalid_correction",
+                        format!("the replacement must be a {} record", target.details.kind()),
+                    ));
                 }
             }
         }
@@ -288,7 +361,11 @@ fn rules(conn: &mut DbConnection, actor: &Actor, batch: &Batch, new: &NewRecord)
 }
 
 /// Sprayings on the batch or anything it came from whose pre-harvest interval has not passed at `harvest_ms`.
-fn phi_violations(conn: &mut DbConnection, batch: BatchId, harvest_ms: i64) -> CoreResult<Vec<String>> {
+fn phi_violations(
+    conn: &mut DbConnection,
+    batch: BatchId,
+    harvest_ms: i64,
+) -> CoreResult<Vec<String>> {
     let mut ids = super::lineage::reachable_ids(conn, batch, crate::model::Direction::Backward)?;
     ids.push(batch.0);
     let mut out = Vec::new();
@@ -317,13 +394,28 @@ fn phi_violations(conn: &mut DbConnection, batch: BatchId, harvest_ms: i64) -> C
 }
 
 /// Applies the rules' effects once the record is stored.
-fn apply(conn: &mut DbConnection, batch: &Batch, stored: &RecordRow, fx: Effects) -> CoreResult<()> {
+fn apply(
+    conn: &mut DbConnection,
+    batch: &Batch,
+    stored: &RecordRow,
+    fx: Effects,
+) -> CoreResult<()> {
     let record_id = Some(RecordId(stored.id));
     if let Some((kind, message)) = fx.block {
         if batch.status != BatchStatus::Recalled {
             batches::set_status(conn, batch.id, BatchStatus::Blocked, Some(kind))?;
         }
-        alerts::open(conn, NewAlert { kind, severity: "critical", org_id: Some(batch.org_id), batch_id: Some(batch.id), record_id, message })?;
+        alerts::open(
+            conn,
+            NewAlert {
+                kind,
+                severity: "critical",
+                org_id: Some(batch.org_id),
+                batch_id: Some(batch.id),
+                record_id,
+                message,
+            },
+        )?;
     }
     if fx.release {
         if batch.status == BatchStatus::Blocked {

@@ -15,7 +15,8 @@ fn vocab<T>(parsed: Option<T>, column: &str, value: &str) -> CoreResult<T> {
 }
 
 fn json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> CoreResult<T> {
-    serde_json::from_str(text).map_err(|e| CoreError::Internal(format!("unreadable {column} in database: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| CoreError::Internal(format!("unreadable {column} in database: {e}")))
 }
 
 /// organisations row.
@@ -170,7 +171,11 @@ impl BatchRow {
             id: BatchId(self.id),
             org_id: OrgId(self.org_id),
             product_id: ProductId(self.product_id),
-            status: vocab(BatchStatus::parse(&self.status), "batch status", &self.status)?,
+            status: vocab(
+                BatchStatus::parse(&self.status),
+                "batch status",
+                &self.status,
+            )?,
             lot_code: self.lot_code,
             quantity: self.quantity,
             unit: self.unit,
@@ -233,8 +238,9 @@ impl RecordRow {
     pub fn into_model(self) -> CoreResult<Record> {
         Ok(Record {
             id: RecordId(self.id),
-            client_id: uuid::Uuid::parse_str(&self.client_id)
-                .map_err(|e| CoreError::Internal(format!("unreadable client_id in database: {e}")))?,
+            client_id: uuid::Uuid::parse_str(&self.client_id).map_err(|e| {
+                CoreError::Internal(format!("unreadable client_id in database: {e}"))
+            })?,
             batch_id: BatchId(self.batch_id),
             seq: self.seq,
             event_time: to_datetime(self.event_time),

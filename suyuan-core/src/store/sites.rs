@@ -39,7 +39,11 @@ pub fn get_site(conn: &mut DbConnection, id: SiteId) -> CoreResult<Site> {
 }
 
 /// The sites of an organisation, or of all.
-pub fn list_sites(conn: &mut DbConnection, org: Option<OrgId>, page: Page) -> CoreResult<Paged<Site>> {
+pub fn list_sites(
+    conn: &mut DbConnection,
+    org: Option<OrgId>,
+    page: Page,
+) -> CoreResult<Paged<Site>> {
     let limit = page.limit()?;
     let rows = on_backend!(conn, c => {
         let mut q = s::sites.filter(s::id.gt(page.after())).into_boxed();
@@ -48,11 +52,19 @@ pub fn list_sites(conn: &mut DbConnection, org: Option<OrgId>, page: Page) -> Co
         }
         q.order(s::id).limit(limit + 1).select(SiteRow::as_select()).load(c)
     })?;
-    Ok(Paged::from_fetched(models(rows, SiteRow::into_model)?, limit, |x| x.id.0))
+    Ok(Paged::from_fetched(
+        models(rows, SiteRow::into_model)?,
+        limit,
+        |x| x.id.0,
+    ))
 }
 
 /// Creates a product of `org`.
-pub fn create_product(conn: &mut DbConnection, org: OrgId, new: &NewProduct) -> CoreResult<Product> {
+pub fn create_product(
+    conn: &mut DbConnection,
+    org: OrgId,
+    new: &NewProduct,
+) -> CoreResult<Product> {
     new.validate()?;
     let certs = serde_json::to_string(&new.certifications)
         .map_err(|e| crate::CoreError::Internal(e.to_string()))?;
@@ -79,7 +91,11 @@ pub fn get_product(conn: &mut DbConnection, id: ProductId) -> CoreResult<Product
 }
 
 /// The products of an organisation, or of all.
-pub fn list_products(conn: &mut DbConnection, org: Option<OrgId>, page: Page) -> CoreResult<Paged<Product>> {
+pub fn list_products(
+    conn: &mut DbConnection,
+    org: Option<OrgId>,
+    page: Page,
+) -> CoreResult<Paged<Product>> {
     let limit = page.limit()?;
     let rows = on_backend!(conn, c => {
         let mut q = p::products.filter(p::id.gt(page.after())).into_boxed();
@@ -88,5 +104,9 @@ pub fn list_products(conn: &mut DbConnection, org: Option<OrgId>, page: Page) ->
         }
         q.order(p::id).limit(limit + 1).select(ProductRow::as_select()).load(c)
     })?;
-    Ok(Paged::from_fetched(models(rows, ProductRow::into_model)?, limit, |x| x.id.0))
+    Ok(Paged::from_fetched(
+        models(rows, ProductRow::into_model)?,
+        limit,
+        |x| x.id.0,
+    ))
 }

@@ -32,7 +32,10 @@ pub fn create(conn: &mut DbConnection, new: &NewUser) -> CoreResult<User> {
         .get_result(c));
     match inserted {
         Ok(row) => row.into_model(),
-        Err(e) if super::is_unique_violation(&e) => Err(CoreError::conflict("username_taken", "this username is taken")),
+        Err(e) if super::is_unique_violation(&e) => Err(CoreError::conflict(
+            "username_taken",
+            "this username is taken",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -54,7 +57,21 @@ pub fn list(conn: &mut DbConnection, org: Option<OrgId>, page: Page) -> CoreResu
         }
         q.order(u::id).limit(limit + 1).select(UserRow::as_select()).load(c)
     })?;
-    Ok(Paged::from_fetched(models(rows, UserRow::into_model)?, limit, |x| x.id.0))
+    Ok(Paged::from_fetched(
+        models(rows, UserRow::into_model)?,
+        limit,
+        |x| x.id.0,
+    ))
+}
+
+/// What a login attempt came to. A refusal is an `Ok` outcome so that the caller's transaction commits the
+/// failure count it recorded.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// The token (shown once) and the account.
+    Success(String, User),
+    /// Wrong credentials (401) or a locked account (429).
+    Refused(CoreError),
 }
 
 /// Checks a username and password and, when they match, issues a token of `kind`.
@@ -62,17 +79,24 @@ pub fn list(conn: &mut DbConnection, org: Option<OrgId>, page: Page) -> CoreResu
 /// Failed attempts are counted on the account (so every replica sees them); after
 /// [`auth::MAX_FAILED_LOGINS`] in a row the account refuses logins for [`auth::LOCKOUT_MS`] (429). An unknown
 /// username and a wrong password get the same answer.
-pub fn login(conn: &mut DbConnection, username: &str, password: &str, kind: TokenKind) -> CoreResult<(String, User)> {
+pub fn login(
+    conn: &mut DbConnection,
+    username: &str,
+    password: &str,
+    kind: TokenKind,
+) -> CoreResult<LoginOutcome> {
     let bad = || CoreError::Unauthenticated("wrong username or password".into());
     let now = now_millis();
     let row = on_backend!(conn, c => u::users.filter(u::username.eq(username)).select(UserRow::as_select()).first(c).optional())?;
     let Some(row) = row else {
         // Spend the same time as a real check so that usernames cannot be probed by timing.
         let _ = auth::verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Z0pbU3v3sdKzXcxUN6fq1T3mGJfmXNEYqyl0TFDhGc");
-        return Err(bad());
+        return Ok(LoginOutcome::Refused(bad()));
     };
     if row.locked_until.is_some_and(|until| until > now) {
-        return Err(CoreError::TooManyAttempts("too many failed logins; try again in 15 minutes".into()));
+        return Ok(LoginOutcome::Refused(CoreError::TooManyAttempts(
+            "too many failed logins; try again in 15 minutes".into(),
+        )));
     }
     if !auth::verify_password(password, &row.password_hash) {
         let failed = row.failed_logins + 1;
@@ -80,7 +104,7 @@ pub fn login(conn: &mut DbConnection, username: &str, password: &str, kind: Toke
         on_backend!(conn, c => diesel::update(u::users.find(row.id))
             .set((u::failed_logins.eq(if lock.is_some() { 0 } else { failed }), u::locked_until.eq(lock)))
             .execute(c))?;
-        return Err(bad());
+        return Ok(LoginOutcome::Refused(bad()));
     }
     if row.failed_logins != 0 || row.locked_until.is_some() {
         on_backend!(conn, c => diesel::update(u::users.find(row.id))
@@ -88,11 +112,16 @@ pub fn login(conn: &mut DbConnection, username: &str, password: &str, kind: Toke
             .execute(c))?;
     }
     let token = issue_token(conn, UserId(row.id), kind, None)?;
-    Ok((token, row.into_model()?))
+    Ok(LoginOutcome::Success(token, row.into_model()?))
 }
 
 /// Issues a token for a user and returns it (the only time it is visible).
-pub fn issue_token(conn: &mut DbConnection, user: UserId, kind: TokenKind, label: Option<&str>) -> CoreResult<String> {
+pub fn issue_token(
+    conn: &mut DbConnection,
+    user: UserId,
+    kind: TokenKind,
+    label: Option<&str>,
+) -> CoreResult<String> {
     let token = auth::new_token();
     let now = now_millis();
     let expires = match kind {
@@ -128,7 +157,13 @@ pub fn actor_for_token(conn: &mut DbConnection, token: &str) -> CoreResult<Actor
         .select((u::id, u::org_id, u::role))
         .first(c)
         .optional())?;
-    let (user_id, org_id, role) = found.ok_or_else(|| CoreError::Unauthenticated("session expired or token invalid".into()))?;
-    let role = Role::parse(&role).ok_or_else(|| CoreError::Internal(format!("unexpected role {role:?}")))?;
-    Ok(Actor { user_id: UserId(user_id), org_id: OrgId(org_id), role })
+    let (user_id, org_id, role) = found
+        .ok_or_else(|| CoreError::Unauthenticated("session expired or token invalid".into()))?;
+    let role = Role::parse(&role)
+        .ok_or_else(|| CoreError::Internal(format!("unexpected role {role:?}")))?;
+    Ok(Actor {
+        user_id: UserId(user_id),
+        org_id: OrgId(org_id),
+        role,
+    })
 }

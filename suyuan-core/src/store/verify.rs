@@ -31,7 +31,10 @@ pub struct ChainReport {
 /// Walks every batch's records in chain order, recomputing each hash, and compares the end of each chain with
 /// the batch's stored head. Work goes batch range by batch range so memory stays bounded; `progress` is
 /// called with the number of records checked so far.
-pub fn verify_chains(conn: &mut DbConnection, mut progress: impl FnMut(u64)) -> CoreResult<ChainReport> {
+pub fn verify_chains(
+    conn: &mut DbConnection,
+    mut progress: impl FnMut(u64),
+) -> CoreResult<ChainReport> {
     let mut report = ChainReport::default();
     let mut after = 0i64;
     loop {
@@ -41,7 +44,9 @@ pub fn verify_chains(conn: &mut DbConnection, mut progress: impl FnMut(u64)) -> 
             .limit(2000)
             .select((b::id, b::record_count, b::head_hash))
             .load(c))?;
-        let Some(last) = heads.last().map(|h| h.0) else { break };
+        let Some(last) = heads.last().map(|h| h.0) else {
+            break;
+        };
         let rows: Vec<RecordRow> = on_backend!(conn, c => r::records
             .filter(r::batch_id.gt(after).and(r::batch_id.le(last)))
             .order((r::batch_id, r::seq))
@@ -57,16 +62,29 @@ pub fn verify_chains(conn: &mut DbConnection, mut progress: impl FnMut(u64)) -> 
             let mut expected_seq = 1i64;
             while let Some(row) = rows.next_if(|row| row.batch_id == *batch_id) {
                 report.records += 1;
-                let issue = |problem: String| ChainIssue { batch_id: *batch_id, record_id: Some(row.id), seq: Some(row.seq), problem };
+                let issue = |problem: String| ChainIssue {
+                    batch_id: *batch_id,
+                    record_id: Some(row.id),
+                    seq: Some(row.seq),
+                    problem,
+                };
                 if row.seq != expected_seq {
-                    report.issues.push(issue(format!("sequence jumps from {} to {}: a record is missing", expected_seq - 1, row.seq)));
+                    report.issues.push(issue(format!(
+                        "sequence jumps from {} to {}: a record is missing",
+                        expected_seq - 1,
+                        row.seq
+                    )));
                 }
                 if row.prev_hash != prev {
-                    report.issues.push(issue("prev_hash does not match the previous record".into()));
+                    report
+                        .issues
+                        .push(issue("prev_hash does not match the previous record".into()));
                 }
                 let computed = record_hash(&row.chain_fields());
                 if computed != row.hash {
-                    report.issues.push(issue("stored content does not match its hash: the record was changed".into()));
+                    report.issues.push(issue(
+                        "stored content does not match its hash: the record was changed".into(),
+                    ));
                 }
                 prev = row.hash.clone();
                 expected_seq = row.seq + 1;
@@ -91,7 +109,12 @@ pub fn verify_chains(conn: &mut DbConnection, mut progress: impl FnMut(u64)) -> 
 }
 
 fn orphan(row: &RecordRow) -> ChainIssue {
-    ChainIssue { batch_id: row.batch_id, record_id: Some(row.id), seq: Some(row.seq), problem: "record of a batch that does not exist".into() }
+    ChainIssue {
+        batch_id: row.batch_id,
+        record_id: Some(row.id),
+        seq: Some(row.seq),
+        problem: "record of a batch that does not exist".into(),
+    }
 }
 
 /// A trivial query, to check that the database answers.
@@ -99,4 +122,31 @@ pub fn ping(conn: &mut DbConnection) -> crate::error::CoreResult<()> {
     use diesel::connection::SimpleConnection;
     on_backend!(conn, c => c.batch_execute("SELECT 1"))?;
     Ok(())
+}
+
+/// Row counts of every table, in a fixed order (for operators, and for tests that show a refused request
+/// changed nothing).
+pub fn table_counts(conn: &mut DbConnection) -> crate::error::CoreResult<Vec<(String, i64)>> {
+    use crate::schema::*;
+    let mut out = Vec::new();
+    macro_rules! count {
+        ($($t:ident),*) => {$(
+            let n: i64 = on_backend!(conn, c => $t::table.count().get_result(c))?;
+            out.push((stringify!($t).to_owned(), n));
+        )*};
+    }
+    count!(
+        organisations,
+        users,
+        auth_tokens,
+        sites,
+        products,
+        batches,
+        transformations,
+        lineage_edges,
+        records,
+        inspection_requests,
+        alerts
+    );
+    Ok(out)
 }

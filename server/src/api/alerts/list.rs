@@ -27,13 +27,20 @@ pub struct AlertsQuery {
 
 #[utoipa::path(tag = "alerts", params(AlertsQuery), responses((status = 200, body = Paged<Alert>)), security(("bearer" = [])))]
 #[get("/alerts")]
-pub async fn list(state: web::Data<AppState>, Caller(actor): Caller, q: web::Query<AlertsQuery>) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    q: web::Query<AlertsQuery>,
+) -> ApiResult<HttpResponse> {
     let filter = AlertFilter {
         org: (!policy::reads_all(&actor)).then_some(actor.org_id),
         batch: q.batch_id.map(BatchId),
         open_only: q.open,
     };
-    let page = Page { limit: q.limit, after: q.after };
+    let page = Page {
+        limit: q.limit,
+        after: q.after,
+    };
     let out = blocking(&state, move |db| db.read(|c| alerts::list(c, filter, page))).await?;
     Ok(HttpResponse::Ok().json(out))
 }

@@ -6,7 +6,7 @@ use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use suyuan_core::auth::TokenKind;
 use suyuan_core::model::User;
-use suyuan_core::store::users;
+use suyuan_core::store::users::{self, LoginOutcome};
 use utoipa::ToSchema;
 
 use crate::error::{ApiResult, ErrorBody};
@@ -35,10 +35,19 @@ pub struct LoginResponse {
     (status = 429, body = ErrorBody, description = "account locked after repeated failures"),
 ))]
 #[post("/auth/login")]
-pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let (token, user) =
-        blocking(&state, move |db| db.write(|c| users::login(c, &body.username, &body.password, TokenKind::Session))).await?;
+    let outcome = blocking(&state, move |db| {
+        db.write(|c| users::login(c, &body.username, &body.password, TokenKind::Session))
+    })
+    .await?;
+    let (token, user) = match outcome {
+        LoginOutcome::Success(token, user) => (token, user),
+        LoginOutcome::Refused(e) => return Err(e.into()),
+    };
     let cookie = Cookie::build(SESSION_COOKIE, token.clone())
         .path("/")
         .http_only(true)
@@ -46,5 +55,7 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) ->
         .secure(state.secure_cookies)
         .max_age(actix_web::cookie::time::Duration::hours(12))
         .finish();
-    Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse { token, user }))
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .json(LoginResponse { token, user }))
 }

@@ -10,7 +10,11 @@ use crate::state::AppState;
 
 #[utoipa::path(tag = "auth", responses((status = 204)), security(("bearer" = [])))]
 #[post("/auth/logout")]
-pub async fn logout(state: web::Data<AppState>, req: HttpRequest, _caller: Caller) -> ApiResult<HttpResponse> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _caller: Caller,
+) -> ApiResult<HttpResponse> {
     let token = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -18,7 +22,10 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, _caller: Calle
         .and_then(|h| h.split_once(' ').map(|(_, t)| t.trim().to_owned()))
         .or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()));
     if let Some(token) = token {
-        blocking(&state, move |db| db.write(|c| users::revoke_token(c, &token))).await?;
+        blocking(&state, move |db| {
+            db.write(|c| users::revoke_token(c, &token))
+        })
+        .await?;
     }
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();

@@ -21,7 +21,12 @@ pub struct Me {
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, Caller(actor): Caller) -> ApiResult<HttpResponse> {
     let me = blocking(&state, move |db| {
-        db.read(|c| Ok(Me { user: users::get(c, actor.user_id)?, organisation: orgs::get(c, actor.org_id)? }))
+        db.read(|c| {
+            Ok(Me {
+                user: users::get(c, actor.user_id)?,
+                organisation: orgs::get(c, actor.org_id)?,
+            })
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(me))

@@ -26,10 +26,17 @@ pub struct IssuedToken {
 
 #[utoipa::path(tag = "auth", request_body = NewToken, responses((status = 201, body = IssuedToken)), security(("bearer" = [])))]
 #[post("/auth/tokens")]
-pub async fn create_token(state: web::Data<AppState>, Caller(actor): Caller, body: web::Json<NewToken>) -> ApiResult<HttpResponse> {
+pub async fn create_token(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    body: web::Json<NewToken>,
+) -> ApiResult<HttpResponse> {
     let label = body.into_inner().label;
     suyuan_core::model::org::non_empty("label", &label, 100)?;
     let l = label.clone();
-    let token = blocking(&state, move |db| db.write(|c| users::issue_token(c, actor.user_id, TokenKind::Api, Some(&l)))).await?;
+    let token = blocking(&state, move |db| {
+        db.write(|c| users::issue_token(c, actor.user_id, TokenKind::Api, Some(&l)))
+    })
+    .await?;
     Ok(super::super::created(&IssuedToken { token, label }))
 }

@@ -18,7 +18,12 @@ use crate::state::AppState;
     (status = 422, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[post("/batches/{id}/records")]
-pub async fn capture(state: web::Data<AppState>, Caller(actor): Caller, id: web::Path<i64>, body: web::Json<NewRecord>) -> ApiResult<HttpResponse> {
+pub async fn capture(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    id: web::Path<i64>,
+    body: web::Json<NewRecord>,
+) -> ApiResult<HttpResponse> {
     let id = BatchId(id.into_inner());
     let new = body.into_inner();
     let captured = blocking(&state, move |db| records::capture_in(db, &actor, id, &new)).await?;

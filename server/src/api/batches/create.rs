@@ -15,8 +15,15 @@ use crate::state::AppState;
     (status = 422, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[post("/batches")]
-pub async fn create(state: web::Data<AppState>, Caller(actor): Caller, body: web::Json<NewBatch>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    body: web::Json<NewBatch>,
+) -> ApiResult<HttpResponse> {
     let new = body.into_inner();
-    let batch = blocking(&state, move |db| db.write(|c| batches::create(c, &actor, &new))).await?;
+    let batch = blocking(&state, move |db| {
+        db.write(|c| batches::create(c, &actor, &new))
+    })
+    .await?;
     Ok(crate::api::created(&batch))
 }

@@ -13,8 +13,15 @@ use crate::state::AppState;
     (status = 404, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[get("/batches/{id}")]
-pub async fn get(state: web::Data<AppState>, Caller(actor): Caller, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
     let id = BatchId(id.into_inner());
-    let batch = blocking(&state, move |db| db.read(|c| batches::get_for(c, &actor, id))).await?;
+    let batch = blocking(&state, move |db| {
+        db.read(|c| batches::get_for(c, &actor, id))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(batch))
 }

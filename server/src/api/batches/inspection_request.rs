@@ -24,9 +24,17 @@ pub struct InspectionRequest {
     (status = 422, body = ErrorBody, description = "not a lab"),
 ), security(("bearer" = [])))]
 #[post("/batches/{id}/inspection-requests")]
-pub async fn request_inspection(state: web::Data<AppState>, Caller(actor): Caller, id: web::Path<i64>, body: web::Json<InspectionRequest>) -> ApiResult<HttpResponse> {
+pub async fn request_inspection(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    id: web::Path<i64>,
+    body: web::Json<InspectionRequest>,
+) -> ApiResult<HttpResponse> {
     let id = BatchId(id.into_inner());
     let lab = body.lab_org_id;
-    blocking(&state, move |db| db.write(|c| batches::request_inspection(c, &actor, id, lab))).await?;
+    blocking(&state, move |db| {
+        db.write(|c| batches::request_inspection(c, &actor, id, lab))
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

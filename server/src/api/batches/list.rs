@@ -10,8 +10,15 @@ use crate::state::AppState;
 
 #[utoipa::path(tag = "batches", params(Page), responses((status = 200, body = Paged<Batch>)), security(("bearer" = [])))]
 #[get("/batches")]
-pub async fn list(state: web::Data<AppState>, Caller(actor): Caller, page: web::Query<Page>) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    page: web::Query<Page>,
+) -> ApiResult<HttpResponse> {
     let page = page.into_inner();
-    let out = blocking(&state, move |db| db.read(|c| batches::list_for(c, &actor, page))).await?;
+    let out = blocking(&state, move |db| {
+        db.read(|c| batches::list_for(c, &actor, page))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(out))
 }

@@ -15,9 +15,17 @@ use crate::state::AppState;
     (status = 409, body = ErrorBody, description = "already recalled"),
 ), security(("bearer" = [])))]
 #[post("/batches/{id}/recall")]
-pub async fn recall(state: web::Data<AppState>, Caller(actor): Caller, id: web::Path<i64>, body: web::Json<NewRecall>) -> ApiResult<HttpResponse> {
+pub async fn recall(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    id: web::Path<i64>,
+    body: web::Json<NewRecall>,
+) -> ApiResult<HttpResponse> {
     let id = BatchId(id.into_inner());
     let reason = body.into_inner().reason;
-    let out = blocking(&state, move |db| db.write(|c| recalls::recall(c, &actor, id, &reason))).await?;
+    let out = blocking(&state, move |db| {
+        db.write(|c| recalls::recall(c, &actor, id, &reason))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(out))
 }

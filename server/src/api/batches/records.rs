@@ -24,21 +24,30 @@ pub struct RecordsQuery {
     (status = 404, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[get("/batches/{id}/records")]
-pub async fn list(state: web::Data<AppState>, Caller(actor): Caller, id: web::Path<i64>, q: web::Query<RecordsQuery>) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    id: web::Path<i64>,
+    q: web::Query<RecordsQuery>,
+) -> ApiResult<HttpResponse> {
     let id = BatchId(id.into_inner());
     let history = q.history;
     if history {
-        let out: Vec<Record> = blocking(&state, move |db| db.read(|c| {
-            batches::get_for(c, &actor, id)?;
-            records::history(c, id)
-        }))
+        let out: Vec<Record> = blocking(&state, move |db| {
+            db.read(|c| {
+                batches::get_for(c, &actor, id)?;
+                records::history(c, id)
+            })
+        })
         .await?;
         Ok(HttpResponse::Ok().json(out))
     } else {
-        let out: Vec<CorrectedRecord> = blocking(&state, move |db| db.read(|c| {
-            batches::get_for(c, &actor, id)?;
-            records::corrected(c, id)
-        }))
+        let out: Vec<CorrectedRecord> = blocking(&state, move |db| {
+            db.read(|c| {
+                batches::get_for(c, &actor, id)?;
+                records::corrected(c, id)
+            })
+        })
         .await?;
         Ok(HttpResponse::Ok().json(out))
     }

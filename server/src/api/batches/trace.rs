@@ -23,9 +23,17 @@ pub struct TraceQuery {
     (status = 404, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[get("/batches/{id}/trace")]
-pub async fn trace(state: web::Data<AppState>, Caller(actor): Caller, id: web::Path<i64>, q: web::Query<TraceQuery>) -> ApiResult<HttpResponse> {
+pub async fn trace(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    id: web::Path<i64>,
+    q: web::Query<TraceQuery>,
+) -> ApiResult<HttpResponse> {
     let id = BatchId(id.into_inner());
     let direction = q.direction.unwrap_or(Direction::Backward);
-    let out = blocking(&state, move |db| db.read(|c| lineage::trace(c, &actor, id, direction))).await?;
+    let out = blocking(&state, move |db| {
+        db.read(|c| lineage::trace(c, &actor, id, direction))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(out))
 }

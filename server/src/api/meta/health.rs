@@ -19,10 +19,13 @@ pub struct Health {
 #[utoipa::path(tag = "meta", responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    blocking(&state, |db| db.read(|c| suyuan_core::store::verify::ping(c))).await?;
+    blocking(&state, |db| db.read(suyuan_core::store::verify::ping)).await?;
     let database = match state.db.backend() {
         suyuan_core::db::Backend::Sqlite => "sqlite",
         suyuan_core::db::Backend::Postgres => "postgres",
     };
-    Ok(HttpResponse::Ok().json(Health { status: "ok", database }))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok",
+        database,
+    }))
 }

@@ -15,7 +15,11 @@ use crate::state::AppState;
     (status = 422, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[post("/organisations")]
-pub async fn create(state: web::Data<AppState>, Caller(actor): Caller, body: web::Json<NewOrganisation>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    body: web::Json<NewOrganisation>,
+) -> ApiResult<HttpResponse> {
     policy::ensure_operator(&actor)?;
     let new = body.into_inner();
     let org = blocking(&state, move |db| db.write(|c| orgs::create(c, &new))).await?;

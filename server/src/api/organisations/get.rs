@@ -13,7 +13,11 @@ use crate::state::AppState;
     (status = 404, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[get("/organisations/{id}")]
-pub async fn get(state: web::Data<AppState>, Caller(actor): Caller, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
     let id = OrgId(id.into_inner());
     policy::ensure_read_org(&actor, id)?;
     let org = blocking(&state, move |db| db.read(|c| orgs::get(c, id))).await?;

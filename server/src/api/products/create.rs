@@ -14,9 +14,16 @@ use crate::state::AppState;
     (status = 422, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[post("/products")]
-pub async fn create(state: web::Data<AppState>, Caller(actor): Caller, body: web::Json<NewProduct>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    body: web::Json<NewProduct>,
+) -> ApiResult<HttpResponse> {
     policy::ensure_member_of(&actor, actor.org_id)?;
     let new = body.into_inner();
-    let product = blocking(&state, move |db| db.write(|c| sites::create_product(c, actor.org_id, &new))).await?;
+    let product = blocking(&state, move |db| {
+        db.write(|c| sites::create_product(c, actor.org_id, &new))
+    })
+    .await?;
     Ok(crate::api::created(&product))
 }

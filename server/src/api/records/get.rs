@@ -14,13 +14,20 @@ use crate::state::AppState;
     (status = 404, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[get("/records/{id}")]
-pub async fn get(state: web::Data<AppState>, Caller(actor): Caller, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
     let id = RecordId(id.into_inner());
-    let rec = blocking(&state, move |db| db.read(|c| {
-        let rec = records::get(c, id)?;
-        batches::get_for(c, &actor, rec.batch_id).map_err(|_| suyuan_core::CoreError::NotFound { what: "record" })?;
-        Ok(rec)
-    }))
+    let rec = blocking(&state, move |db| {
+        db.read(|c| {
+            let rec = records::get(c, id)?;
+            batches::get_for(c, &actor, rec.batch_id)
+                .map_err(|_| suyuan_core::CoreError::NotFound { what: "record" })?;
+            Ok(rec)
+        })
+    })
     .await?;
     Ok(HttpResponse::Ok().json(rec))
 }

@@ -16,7 +16,11 @@ use crate::state::AppState;
     (status = 422, body = ErrorBody, description = "more than 1000 items"),
 ), security(("bearer" = [])))]
 /// Registered in `routes` with its own, larger body limit.
-pub async fn sync(state: web::Data<AppState>, Caller(actor): Caller, body: web::Json<Vec<SyncItem>>) -> ApiResult<HttpResponse> {
+pub async fn sync(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    body: web::Json<Vec<SyncItem>>,
+) -> ApiResult<HttpResponse> {
     let items = body.into_inner();
     let out = blocking(&state, move |db| records::sync(db, &actor, &items)).await?;
     Ok(HttpResponse::Ok().json(out))

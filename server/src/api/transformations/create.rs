@@ -15,8 +15,15 @@ use crate::state::AppState;
     (status = 422, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[post("/transformations")]
-pub async fn create(state: web::Data<AppState>, Caller(actor): Caller, body: web::Json<NewTransformation>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    body: web::Json<NewTransformation>,
+) -> ApiResult<HttpResponse> {
     let new = body.into_inner();
-    let t = blocking(&state, move |db| db.write(|c| lineage::transform(c, &actor, &new))).await?;
+    let t = blocking(&state, move |db| {
+        db.write(|c| lineage::transform(c, &actor, &new))
+    })
+    .await?;
     Ok(crate::api::created(&t))
 }

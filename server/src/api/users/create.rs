@@ -15,7 +15,11 @@ use crate::state::AppState;
     (status = 422, body = ErrorBody),
 ), security(("bearer" = [])))]
 #[post("/users")]
-pub async fn create(state: web::Data<AppState>, Caller(actor): Caller, body: web::Json<NewUser>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    body: web::Json<NewUser>,
+) -> ApiResult<HttpResponse> {
     policy::ensure_operator(&actor)?;
     let new = body.into_inner();
     let user = blocking(&state, move |db| db.write(|c| users::create(c, &new))).await?;

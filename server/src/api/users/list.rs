@@ -2,8 +2,8 @@
 
 use actix_web::{get, web, HttpResponse};
 use suyuan_core::model::User;
-use suyuan_core::store::{users, Page, Paged};
 use suyuan_core::policy;
+use suyuan_core::store::{users, Page, Paged};
 
 use crate::error::ApiResult;
 use crate::extract::{blocking, Caller};
@@ -11,7 +11,11 @@ use crate::state::AppState;
 
 #[utoipa::path(tag = "users", params(Page), responses((status = 200, body = Paged<User>)), security(("bearer" = [])))]
 #[get("/users")]
-pub async fn list(state: web::Data<AppState>, Caller(actor): Caller, page: web::Query<Page>) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    Caller(actor): Caller,
+    page: web::Query<Page>,
+) -> ApiResult<HttpResponse> {
     policy::ensure_operator(&actor)?;
     let page = page.into_inner();
     let out = blocking(&state, move |db| db.read(|c| users::list(c, None, page))).await?;
