@@ -301,3 +301,46 @@ pub fn revert_all_migrations(conn: &mut DbConnection) -> CoreResult<Vec<String>>
 fn names(versions: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     versions.into_iter().map(|v| v.to_string()).collect()
 }
+
+/// Checks that `name` can be spliced into SQL as a schema name: lowercase ASCII letters, digits and `_`, not
+/// starting with a digit, at most 63 bytes. Identifiers cannot be bound as parameters, so this is what keeps
+/// [`create_pg_schema`] and [`drop_pg_schema`] free of injection.
+fn pg_schema_name(name: &str) -> CoreResult<&str> {
+    let ok = (1..=63).contains(&name.len())
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(CoreError::Setup(format!(
+            "{name:?} is not a usable schema name (lowercase letters, digits, _)"
+        )))
+    }
+}
+
+/// Creates a PostgreSQL schema, so that a benchmark or a test run gets tables of its own on a shared server.
+/// Open the database with [`pg_url_with_schema`] to use it; migrations then create the tables there.
+pub fn create_pg_schema(url: &str, name: &str) -> CoreResult<()> {
+    let name = pg_schema_name(name)?;
+    PgConnection::establish(url)
+        .map_err(|e| CoreError::Setup(format!("cannot connect to PostgreSQL: {e}")))?
+        .batch_execute(&format!("CREATE SCHEMA {name}"))?;
+    Ok(())
+}
+
+/// Drops a schema made by [`create_pg_schema`] with everything in it.
+pub fn drop_pg_schema(url: &str, name: &str) -> CoreResult<()> {
+    let name = pg_schema_name(name)?;
+    PgConnection::establish(url)
+        .map_err(|e| CoreError::Setup(format!("cannot connect to PostgreSQL: {e}")))?
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))?;
+    Ok(())
+}
+
+/// `url` with its connections' `search_path` set to `schema` (a libpq `options` parameter).
+pub fn pg_url_with_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
