@@ -13,6 +13,8 @@ fn up_down_up(backend: Backend) {
     let counts = suyuan_core::store::verify::table_counts(&mut conn)
         .expect("every table of the schema exists");
     assert_eq!(counts.len(), 11);
+    suyuan_core::store::verify::check_schema(&mut conn)
+        .expect("migrated tables have every column of schema.rs");
     let reverted = revert_all_migrations(&mut conn).expect("down");
     assert!(!reverted.is_empty());
     assert!(
@@ -21,7 +23,7 @@ fn up_down_up(backend: Backend) {
     );
     let applied = run_migrations(&mut conn).expect("up again");
     assert_eq!(applied, reverted.into_iter().rev().collect::<Vec<_>>());
-    assert!(suyuan_core::store::verify::table_counts(&mut conn).is_ok());
+    suyuan_core::store::verify::check_schema(&mut conn).expect("schema after up-down-up");
     assert!(run_migrations(&mut conn).expect("idempotent").is_empty());
 }
 

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod batches;
+pub mod bulk;
 pub mod lineage;
 pub mod orgs;
 pub mod public;

@@ -150,3 +150,28 @@ pub fn table_counts(conn: &mut DbConnection) -> crate::error::CoreResult<Vec<(St
     );
     Ok(out)
 }
+
+/// Selects every column the diesel schema declares from every table (no rows), so that a migration that
+/// drifted from `schema.rs` fails loudly at start-up checks and in tests rather than on the first request.
+pub fn check_schema(conn: &mut DbConnection) -> crate::error::CoreResult<()> {
+    use crate::schema::*;
+    macro_rules! check {
+        ($($t:ident),*) => {$(
+            on_backend!(conn, c => $t::table.select($t::all_columns).limit(0).execute(c))?;
+        )*};
+    }
+    check!(
+        organisations,
+        users,
+        auth_tokens,
+        sites,
+        products,
+        batches,
+        transformations,
+        lineage_edges,
+        records,
+        inspection_requests,
+        alerts
+    );
+    Ok(())
+}
