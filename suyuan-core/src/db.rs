@@ -2,12 +2,12 @@
 //!
 //! SQLite is the embedded default (a file under the data folder, WAL mode, a busy timeout, foreign keys on,
 //! `synchronous=FULL` so that a commit acknowledged to a user survives a power cut). SQLite has one writer at
-//! a time, so write transactions take an in-process lock first instead of failing with `SQLITE_BUSY` when two
-//! deferred transactions both try to upgrade; readers never wait for it. PostgreSQL needs no such lock and the
-//! code never assumes a single process there: per-batch ordering is kept by row locks (`FOR UPDATE`).
+//! a time, so writes go through one writer thread that commits them in groups ([`crate::writer`]) instead of
+//! failing with `SQLITE_BUSY` when two deferred transactions both try to upgrade; readers use the pool and
+//! never wait for it. PostgreSQL needs none of this and the code never assumes a single process there:
+//! per-batch ordering is kept by row locks (`FOR UPDATE`).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -18,6 +18,7 @@ use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{CoreError, CoreResult};
+use crate::writer::Writer;
 
 /// Migrations for each backend; the directory names are identical in both folders.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -197,8 +198,8 @@ impl Default for PoolConfig {
 pub struct Database {
     pool: Pool<Manager>,
     backend: Backend,
-    /// Held by SQLite write transactions; `None` on PostgreSQL.
-    write_lock: Option<Arc<Mutex<()>>>,
+    /// The SQLite writer thread; `None` on PostgreSQL.
+    writer: Option<std::sync::Arc<Writer>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -235,12 +236,18 @@ impl Database {
                 CoreError::Setup(format!("cannot open database {}: {e}", url.redacted()))
             })?;
         let backend = url.backend();
-        let db = Database {
+        let mut db = Database {
             pool,
             backend,
-            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            writer: None,
         };
         db.migrate()?;
+        if backend == Backend::Sqlite {
+            let conn = Manager { url: url.clone() }.connect().map_err(|e| {
+                CoreError::Setup(format!("cannot open database {}: {e}", url.redacted()))
+            })?;
+            db.writer = Some(std::sync::Arc::new(Writer::new(conn)));
+        }
         Ok(db)
     }
 
@@ -260,17 +267,16 @@ impl Database {
         Ok(self.pool.get()?)
     }
 
-    /// Runs `f` in one write transaction; SQLite writers queue on the in-process lock first.
+    /// Runs `f` in one write transaction and returns once it is committed. On SQLite it runs on the writer
+    /// thread, in a savepoint of a group commit (see [`crate::writer`]).
     pub fn write<T>(&self, f: impl FnOnce(&mut DbConnection) -> CoreResult<T>) -> CoreResult<T> {
-        let mut conn = self.pool.get()?;
-        let _guard = match &self.write_lock {
-            Some(lock) => Some(
-                lock.lock()
-                    .map_err(|_| CoreError::Internal("write lock poisoned".into()))?,
-            ),
-            None => None,
-        };
-        DbConnection::transaction(&mut conn, f)
+        match &self.writer {
+            Some(writer) => writer.write(f),
+            None => {
+                let mut conn = self.pool.get()?;
+                DbConnection::transaction(&mut conn, f)
+            }
+        }
     }
 
     /// Runs `f` on a pooled connection without a transaction of its own.

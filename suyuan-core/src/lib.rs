@@ -23,6 +23,7 @@ pub mod policy;
 pub mod schema;
 pub mod store;
 pub mod time;
+pub mod writer;
 
 pub use db::Database;
 pub use error::{CoreError, CoreResult};
