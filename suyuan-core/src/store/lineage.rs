@@ -66,6 +66,16 @@ pub fn trace(
     direction: Direction,
 ) -> CoreResult<Trace> {
     batches::get_for(conn, actor, root)?;
+    trace_unchecked(conn, root, direction)
+}
+
+/// The trace itself, without access checks: for callers that checked already or that only pass on public
+/// fields (the consumer's story).
+pub(crate) fn trace_unchecked(
+    conn: &mut DbConnection,
+    root: BatchId,
+    direction: Direction,
+) -> CoreResult<Trace> {
     let mut ids = reachable_ids(conn, root, direction)?;
     ids.push(root.0);
     let mut batch_rows = Vec::with_capacity(ids.len());

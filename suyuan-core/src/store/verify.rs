@@ -124,6 +124,25 @@ pub fn ping(conn: &mut DbConnection) -> crate::error::CoreResult<()> {
     Ok(())
 }
 
+/// Calls `$m!` with every table of the schema.
+macro_rules! each_table {
+    ($m:ident) => {
+        $m!(
+            organisations,
+            users,
+            auth_tokens,
+            sites,
+            products,
+            batches,
+            transformations,
+            lineage_edges,
+            records,
+            inspection_requests,
+            alerts
+        )
+    };
+}
+
 /// Row counts of every table, in a fixed order (for operators, and for tests that show a refused request
 /// changed nothing).
 pub fn table_counts(conn: &mut DbConnection) -> crate::error::CoreResult<Vec<(String, i64)>> {
@@ -135,19 +154,7 @@ pub fn table_counts(conn: &mut DbConnection) -> crate::error::CoreResult<Vec<(St
             out.push((stringify!($t).to_owned(), n));
         )*};
     }
-    count!(
-        organisations,
-        users,
-        auth_tokens,
-        sites,
-        products,
-        batches,
-        transformations,
-        lineage_edges,
-        records,
-        inspection_requests,
-        alerts
-    );
+    each_table!(count);
     Ok(out)
 }
 
@@ -160,18 +167,6 @@ pub fn check_schema(conn: &mut DbConnection) -> crate::error::CoreResult<()> {
             on_backend!(conn, c => $t::table.select($t::all_columns).limit(0).execute(c))?;
         )*};
     }
-    check!(
-        organisations,
-        users,
-        auth_tokens,
-        sites,
-        products,
-        batches,
-        transformations,
-        lineage_edges,
-        records,
-        inspection_requests,
-        alerts
-    );
+    each_table!(check);
     Ok(())
 }
