@@ -170,8 +170,9 @@ impl ManageConnection for Manager {
         on_backend!(conn, c => c.batch_execute("SELECT 1")).map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        // A connection left inside a broken transaction is dropped instead of going back to the pool.
+        diesel::r2d2::R2D2Connection::is_broken(conn)
     }
 }
 
@@ -230,6 +231,9 @@ impl Database {
             .max_size(config.max_size)
             // Open connections as load needs them rather than all at start.
             .min_idle(Some(config.max_size.min(2)))
+            // No `SELECT 1` before every checkout (two per request); a connection that broke fails its query,
+            // which is answered as an error, and `has_broken` keeps it out of the pool.
+            .test_on_check_out(false)
             .connection_timeout(config.connection_timeout)
             .build(Manager { url: url.clone() })
             .map_err(|e| {

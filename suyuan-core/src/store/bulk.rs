@@ -308,9 +308,35 @@ pub fn load_in(conn: &mut DbConnection, data: &BulkLoad) -> CoreResult<Loaded> {
 
     Ok(Loaded {
         batch_ids: batch_ids.into_iter().map(BatchId).collect(),
-        transformation_ids: transformation_ids.into_iter().map(TransformationId).collect(),
+        transformation_ids: transformation_ids
+            .into_iter()
+            .map(TransformationId)
+            .collect(),
         records: rows.len(),
         edges: edges.len(),
+    })
+}
+
+/// Refreshes the query planner's statistics of the tables a load writes. Call it once after a series of
+/// loads: until then PostgreSQL plans with the table sizes of before the load (autovacuum catches up only
+/// later, and not at all where it is switched off), and such plans were seen to spend 200 ms compiling a
+/// trace's recursive query with JIT and to start parallel workers for a lookup of a few rows. SQLite's
+/// planner gets its `sqlite_stat1` figures the same way (from a sample, so that it takes seconds, not
+/// minutes).
+pub fn analyze(db: &Database) -> CoreResult<()> {
+    use diesel::connection::SimpleConnection;
+    // It writes the statistics tables, so it goes through the writer like any write.
+    db.write(|conn| {
+        match conn {
+            DbConnection::Postgresql(c) => {
+                c.batch_execute("ANALYZE batches, transformations, lineage_edges, records")?
+            }
+            DbConnection::Sqlite(c) => c.batch_execute(
+                "PRAGMA analysis_limit = 1000; ANALYZE batches; ANALYZE transformations; \
+                 ANALYZE lineage_edges; ANALYZE records;",
+            )?,
+        }
+        Ok(())
     })
 }
 
@@ -337,10 +363,14 @@ fn check_shapes(data: &BulkLoad) -> CoreResult<()> {
     for (k, tr) in data.transformations.iter().enumerate() {
         for &o in &tr.outputs {
             if o >= n {
-                return Err(bad(format!("transformation {k}: output {o} is not a batch of the load")));
+                return Err(bad(format!(
+                    "transformation {k}: output {o} is not a batch of the load"
+                )));
             }
             if made_by.insert(o, k).is_some() {
-                return Err(bad(format!("batch {o} is the output of two transformations")));
+                return Err(bad(format!(
+                    "batch {o} is the output of two transformations"
+                )));
             }
         }
     }
@@ -362,10 +392,15 @@ fn check_shapes(data: &BulkLoad) -> CoreResult<()> {
     }
     for (k, rec) in data.records.iter().enumerate() {
         if rec.batch >= n {
-            return Err(bad(format!("record {k}: batch {} is not a batch of the load", rec.batch)));
+            return Err(bad(format!(
+                "record {k}: batch {} is not a batch of the load",
+                rec.batch
+            )));
         }
         if matches!(rec.details, RecordDetails::Correction(_)) {
-            return Err(bad(format!("record {k}: corrections cannot be bulk-loaded")));
+            return Err(bad(format!(
+                "record {k}: corrections cannot be bulk-loaded"
+            )));
         }
         validate_event_time(rec.event_time)?;
         rec.details.validate()?;

@@ -1,15 +1,24 @@
 //! One-step recall: the batch and every batch made from it, forward through the lineage, in one transaction.
+//!
+//! A recall may reach a thousand batches, so it works set-wise: the downstream batches are locked and read in
+//! one query, their statuses changed in one, their recall records inserted with multi-row statements and their
+//! chain heads moved in a few (see `records::append_chained`). One batch at a time it was four round trips
+//! per batch, over a second for a thousand on PostgreSQL.
+
+use diesel::prelude::*;
 
 use super::alerts::{self, NewAlert};
 use super::batches;
 use super::lineage::reachable_ids;
-use super::records::append;
+use super::records::{self, HeadAdvance};
 use super::rows::RecordRow;
 use super::DbConnection;
-use crate::chain::canonical_json;
+use crate::chain::{canonical_json, record_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::model::*;
+use crate::on_backend;
 use crate::policy;
+use crate::schema::batches::dsl as b;
 use crate::time::now_millis;
 use crate::BatchId;
 
@@ -52,17 +61,22 @@ pub fn recall(
         already_recalled: Vec::new(),
     };
     let recall_id = uuid::Uuid::new_v4();
+    // Locked in id order after the origin, like every set-based writer.
+    let mut downstream = records::lock_batches(conn, &ids)?;
+    let mut rows = Vec::with_capacity(ids.len() + 1);
+    let mut advances = Vec::with_capacity(ids.len() + 1);
     for id in std::iter::once(origin.0).chain(ids) {
         let batch = if id == origin.0 {
             origin_batch.clone()
         } else {
-            batches::get_for_update(conn, BatchId(id))?
+            downstream
+                .remove(&id)
+                .ok_or(CoreError::NotFound { what: "batch" })?
         };
         if batch.status == BatchStatus::Recalled {
             outcome.already_recalled.push(batch.id);
             continue;
         }
-        batches::set_status(conn, batch.id, BatchStatus::Recalled, Some(&status_reason))?;
         let mut row = RecordRow {
             id: 0,
             client_id: uuid::Uuid::new_v5(&recall_id, &id.to_be_bytes()).to_string(),
@@ -81,9 +95,26 @@ pub fn recall(
             prev_hash: batch.head_hash.clone(),
             hash: String::new(),
         };
-        append(conn, &mut row)?;
+        row.hash = record_hash(&row.chain_fields());
+        advances.push(HeadAdvance {
+            batch_id: id,
+            from: batch.record_count,
+            to: row.seq,
+            head: row.hash.clone(),
+        });
+        rows.push(row);
         outcome.recalled.push(batch.id);
     }
+    let recalled: Vec<i64> = outcome.recalled.iter().map(|id| id.0).collect();
+    for chunk in recalled.chunks(1000) {
+        on_backend!(conn, c => diesel::update(b::batches.filter(b::id.eq_any(chunk)))
+            .set((
+                b::status.eq(BatchStatus::Recalled.as_str()),
+                b::status_reason.eq(Some(&status_reason)),
+            ))
+            .execute(c))?;
+    }
+    records::append_chained(conn, &mut rows, &advances)?;
     alerts::open(
         conn,
         NewAlert {
