@@ -74,33 +74,38 @@ impl Writer {
         if st.in_group == 0 {
             Tm::begin_transaction(&mut st.conn)?;
         }
-        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.conn.transaction(f))) {
-            Ok(result) => result,
-            Err(_) => {
-                // The savepoint may still be open: roll the whole group back and fail it, so that no waiter
-                // reports success for a write that is gone, and the connection is clean for the next group.
-                let mine = st.group;
-                for _ in 0..64 {
-                    match Tm::transaction_manager_status_mut(&mut st.conn).transaction_depth() {
-                        Ok(Some(_)) => {
-                            if Tm::rollback_transaction(&mut st.conn).is_err() {
-                                break;
+        let result =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.conn.transaction(f)))
+            {
+                Ok(result) => result,
+                Err(_) => {
+                    // The savepoint may still be open: roll the whole group back and fail it, so that no waiter
+                    // reports success for a write that is gone, and the connection is clean for the next group.
+                    let mine = st.group;
+                    for _ in 0..64 {
+                        match Tm::transaction_manager_status_mut(&mut st.conn).transaction_depth() {
+                            Ok(Some(_)) => {
+                                if Tm::rollback_transaction(&mut st.conn).is_err() {
+                                    break;
+                                }
                             }
+                            _ => break,
                         }
-                        _ => break,
                     }
+                    if st.failed.len() >= 1024 {
+                        st.failed.pop_front();
+                    }
+                    st.failed
+                        .push_back((mine, "a write in the group panicked".into()));
+                    st.in_group = 0;
+                    st.committed = mine;
+                    st.group += 1;
+                    self.done.notify_all();
+                    return Err(CoreError::Internal(
+                        "a write panicked; its group was rolled back".into(),
+                    ));
                 }
-                if st.failed.len() >= 1024 {
-                    st.failed.pop_front();
-                }
-                st.failed.push_back((mine, "a write in the group panicked".into()));
-                st.in_group = 0;
-                st.committed = mine;
-                st.group += 1;
-                self.done.notify_all();
-                return Err(CoreError::Internal("a write panicked; its group was rolled back".into()));
-            }
-        };
+            };
         st.in_group += 1;
         let mine = st.group;
         if self.waiting.load(Ordering::SeqCst) == 0 || st.in_group >= MAX_GROUP {
