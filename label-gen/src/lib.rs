@@ -10,6 +10,7 @@
 //! - [`qr`] — the URL as a QR code in two segments at level M with a chosen mask, as 1-bit rows;
 //! - [`pdf`] — labels on A4 sheets or thermal rolls, CJK font embedded as a subset;
 //! - [`mint`] — a whole run: sign, encode, lay out and write several bounded PDF files;
+//! - [`keystore`] — private key files (owner-only) or the environment, and the public keys document;
 //! - [`error`] — the crate's one error type and its policy.
 //!
 //! Examples: `sample_pdfs` writes a sample of each layout, renders it at 203 dpi and decodes every
@@ -24,6 +25,7 @@
 
 pub mod code;
 pub mod error;
+pub mod keystore;
 pub mod mint;
 pub mod pdf;
 pub mod qr;
@@ -32,6 +34,7 @@ pub mod sign;
 
 pub use code::{verify, verify_code, LabelCode, Malformed, Verdict};
 pub use error::Error;
+pub use keystore::{KeyError, KeyStore, PublicKeysDocument, PublishedKey, SIGNING_KEY_ENV};
 pub use mint::{run, MintReport, MintRequest, PhaseTimes, Progress, RunConfig};
 pub use pdf::{
     LabelFont, LabelLayout, LabelSheet, LabelTemplate, Margins, PageLayout, PrintSettings,

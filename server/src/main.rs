@@ -2,7 +2,7 @@
 //! `suyuan_server::commands`.
 
 use clap::{Parser, Subcommand};
-use suyuan_server::commands::{migrate, serve, verify};
+use suyuan_server::commands::{keys, labels, migrate, serve, verify};
 
 /// 溯源 Suyuan: field-to-table traceability for a county's agricultural products.
 #[derive(Debug, Parser)]
@@ -18,6 +18,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations.
     Migrate(migrate::MigrateArgs),
+    /// Label signing keys: create, list, rotate, export the public keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Signed QR labels: mint runs as printable PDFs.
+    #[command(subcommand)]
+    Labels(labels::LabelsCommand),
     /// Check stored data against its hash chains.
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
@@ -34,6 +40,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
         Command::Serve(args) => actix_web::rt::System::new().block_on(serve::run(args))?,
         Command::Migrate(args) => migrate::run(args)?,
+        Command::Keys(cmd) => keys::run(cmd)?,
+        Command::Labels(cmd) => labels::run(cmd)?,
         Command::Verify(cmd) => {
             if !verify::run(cmd)? {
                 return Ok(std::process::ExitCode::FAILURE);

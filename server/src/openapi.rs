@@ -40,6 +40,7 @@ use crate::api::*;
         transformations::create::create,
         alerts::list::list,
         public::story::story,
+        labels::verify::verify,
     )
 )]
 pub struct ApiDoc;

@@ -51,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(transformations::create::create)
                 .service(alerts::list::list)
                 .service(public::story::story)
+                .service(labels::verify::verify)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::request(
                         StatusCode::NOT_FOUND,
@@ -59,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     ))
                 })),
         )
+        .service(labels::keys::keys)
         .service(pages::home::home)
         .service(pages::assets::stylesheet);
 }

@@ -164,3 +164,26 @@ pub fn ensure_read_org(actor: &Actor, org: OrgId) -> CoreResult<()> {
         })
     }
 }
+
+/// May the actor mint, bind or void labels of this organisation's products? Members of the organisation
+/// only; others who may read its labels (regulators, operators) get 403, the rest 404.
+pub fn ensure_label_write(actor: &Actor, org: OrgId) -> CoreResult<()> {
+    ensure_label_read(actor, org)?;
+    if is_member(actor.role) && actor.org_id == org {
+        Ok(())
+    } else {
+        Err(CoreError::forbidden(
+            "only members of the product's organisation may mint, activate or void its labels",
+        ))
+    }
+}
+
+/// May the actor read this organisation's label runs, activations and voids? (A label's public state is
+/// open to anyone who scans it, see `store::labels::lookup`.)
+pub fn ensure_label_read(actor: &Actor, org: OrgId) -> CoreResult<()> {
+    if reads_everything(actor.role) || actor.org_id == org {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound { what: "label run" })
+    }
+}

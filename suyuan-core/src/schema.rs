@@ -157,6 +157,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_keys (key_id) {
+        key_id -> BigInt,
+        algorithm -> Text,
+        public_key -> Text,
+        next_sequence -> BigInt,
+        created_at -> BigInt,
+        retired_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    label_runs (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        product_id -> BigInt,
+        key_id -> BigInt,
+        first_sequence -> BigInt,
+        label_count -> BigInt,
+        layout -> Text,
+        host -> Text,
+        status -> Text,
+        requested_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+        output -> Nullable<Text>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    label_activations (id) {
+        id -> BigInt,
+        run_id -> BigInt,
+        key_id -> BigInt,
+        first_sequence -> BigInt,
+        last_sequence -> BigInt,
+        batch_id -> BigInt,
+        activated_by -> BigInt,
+        activated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    label_voids (id) {
+        id -> BigInt,
+        run_id -> BigInt,
+        key_id -> BigInt,
+        sequence -> BigInt,
+        reason -> Text,
+        voided_by -> BigInt,
+        voided_at -> BigInt,
+    }
+}
+
 diesel::joinable!(users -> organisations (org_id));
 diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(sites -> organisations (org_id));
@@ -164,6 +219,10 @@ diesel::joinable!(products -> organisations (org_id));
 diesel::joinable!(batches -> products (product_id));
 diesel::joinable!(records -> batches (batch_id));
 diesel::joinable!(inspection_requests -> batches (batch_id));
+diesel::joinable!(label_runs -> signing_keys (key_id));
+diesel::joinable!(label_runs -> products (product_id));
+diesel::joinable!(label_activations -> label_runs (run_id));
+diesel::joinable!(label_voids -> label_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
@@ -177,4 +236,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     records,
     inspection_requests,
     alerts,
+    signing_keys,
+    label_runs,
+    label_activations,
+    label_voids,
 );

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod batches;
+pub mod labels;
 pub mod meta;
 pub mod organisations;
 pub mod products;

@@ -1,5 +1,7 @@
 //! The subcommands of the `suyuan` binary; `main.rs` only parses the command line and calls these.
 
+pub mod keys;
+pub mod labels;
 pub mod migrate;
 pub mod serve;
 pub mod verify;

@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod batch;
 pub mod enums;
+pub mod label;
 pub mod org;
 pub mod product;
 pub mod record;
@@ -12,6 +13,7 @@ pub mod user;
 pub use alert::*;
 pub use batch::*;
 pub use enums::*;
+pub use label::*;
 pub use org::*;
 pub use product::*;
 pub use record::*;

@@ -138,7 +138,11 @@ macro_rules! each_table {
             lineage_edges,
             records,
             inspection_requests,
-            alerts
+            alerts,
+            signing_keys,
+            label_runs,
+            label_activations,
+            label_voids
         )
     };
 }

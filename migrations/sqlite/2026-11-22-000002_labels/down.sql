@@ -1,0 +1,4 @@
+DROP TABLE label_voids;
+DROP TABLE label_activations;
+DROP TABLE label_runs;
+DROP TABLE signing_keys;

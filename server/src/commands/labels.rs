@@ -1,0 +1,223 @@
+//! `suyuan labels mint`: mints a run of signed labels for a product into PDF files and a CSV manifest.
+//!
+//! The serial range is reserved in the database first (disjoint across processes and replicas), the run
+//! is recorded as `minting`, `suyuan_label_gen::run` writes the files, and the run is marked finished
+//! (with its files) or failed (with the reason). A failed run's range is never reissued.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use suyuan_core::model::{LabelRun, NewLabelRun, RunRequester};
+use suyuan_core::store::{labels, sites};
+use suyuan_core::{Database, ProductId};
+use suyuan_label_gen::keystore::{hex, KeyStore, SIGNING_KEY_ENV};
+use suyuan_label_gen::{
+    KeyId, LabelFont, LabelSerial, LabelTemplate, MintReport, MintRequest, PageLayout, Progress,
+    RunConfig, SheetOptions,
+};
+
+use super::DataArgs;
+
+/// What to do with labels.
+#[derive(Debug, Clone, Subcommand)]
+pub enum LabelsCommand {
+    /// Mint a run of signed labels for a product: PDFs (split into bounded files) and a CSV manifest.
+    Mint(MintArgs),
+}
+
+/// Options of `suyuan labels mint`.
+#[derive(Debug, Clone, Args)]
+pub struct MintArgs {
+    /// The product the labels are for (its name is printed on every label).
+    #[arg(long)]
+    pub product: i64,
+    /// How many labels (1 – 1,000,000).
+    #[arg(long)]
+    pub count: i64,
+    /// Sheet layout.
+    #[arg(long, value_parser = ["a4-3x8", "a4-4x10", "roll-50x30"])]
+    pub layout: String,
+    /// Folder for the PDFs and the manifest (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Host name in the label URLs (short hosts keep the QR code small).
+    #[arg(long, env = "SUYUAN_PUBLIC_HOST")]
+    pub host: String,
+    /// A CJK TrueType font (.ttf/.ttc); by default a system font is searched.
+    #[arg(long, env = "SUYUAN_LABEL_FONT")]
+    pub font: Option<PathBuf>,
+    /// Most labels per PDF file (rounded down to whole pages).
+    #[arg(long, default_value_t = 2400)]
+    pub labels_per_file: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Runs a labels command.
+pub fn run(cmd: LabelsCommand) -> anyhow::Result<()> {
+    match cmd {
+        LabelsCommand::Mint(args) => {
+            let db = args.data.open()?;
+            let bar = ProgressBar::new(u64::try_from(args.count).unwrap_or(0));
+            bar.set_style(ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} labels  {per_sec}  eta {eta}",
+            )?);
+            let env_key = std::env::var(SIGNING_KEY_ENV).ok();
+            let minted = mint(&db, &args, env_key.as_deref(), &|p| {
+                bar.set_position(p.done)
+            });
+            bar.finish_and_clear();
+            let (run, report) = minted?;
+            println!(
+                "run {}: {} labels, serials {} – {}, QR version {}, {} PDF file(s), {:.1} s",
+                run.id,
+                report.labels,
+                serial(run.key_id, run.first_sequence)?,
+                serial(run.key_id, run.last_sequence())?,
+                report.qr_version,
+                report.files.len(),
+                report.wall.as_secs_f64(),
+            );
+            if let Some(m) = &report.manifest {
+                println!("manifest: {}", m.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reserves the range, records the run, mints it and records the outcome. `env_key` is the value of
+/// `SUYUAN_SIGNING_KEY`, if set; otherwise the active key's file under `DATA/keys` is used.
+pub fn mint(
+    db: &Database,
+    args: &MintArgs,
+    env_key: Option<&str>,
+    progress: &dyn Fn(Progress),
+) -> anyhow::Result<(LabelRun, MintReport)> {
+    let layout = PageLayout::by_name(&args.layout)
+        .with_context(|| format!("unknown layout {}", args.layout))?;
+    let active = db
+        .read(labels::active_key)?
+        .context("no signing key; create one with `suyuan keys new`")?;
+    let id = KeyId::new(u32::try_from(active.key_id).context("key id out of range")?)?;
+    let key = KeyStore::in_data_dir(&args.data.data_dir).signing_key(id, env_key)?;
+    if hex(&key.verifying_key().to_bytes()) != active.public_key {
+        anyhow::bail!(
+            "the private key {id} found here does not match the registered public key {id}; \
+             check {SIGNING_KEY_ENV} or the key file"
+        );
+    }
+    let product = db.read(|c| sites::get_product(c, ProductId(args.product)))?;
+    // Fail on a missing font before reserving anything.
+    let font = LabelFont::load(args.font.as_deref())?;
+    let template = LabelTemplate {
+        product_name: product.name.clone(),
+        fields: product.brand.iter().cloned().collect(),
+    };
+    let mut config = RunConfig::new(args.host.clone(), SheetOptions::new(layout), template);
+    config.labels_per_file = args.labels_per_file.max(1);
+
+    let run = db.write(|c| {
+        labels::create_run(
+            c,
+            RunRequester::CommandLine,
+            &NewLabelRun {
+                product_id: product.id,
+                key_id: active.key_id,
+                count: args.count,
+                layout: args.layout.clone(),
+                host: args.host.clone(),
+            },
+        )
+    })?;
+    config.file_stem = format!("run-{}", run.id);
+    let first = LabelSerial::new(id, u64::try_from(run.first_sequence)?)?;
+    let request = MintRequest {
+        first,
+        count: u64::try_from(run.count)?,
+        out_dir: args.out.clone(),
+    };
+    match suyuan_label_gen::run(&config, &request, &key, &font, progress) {
+        Ok(report) => {
+            let mut files: Vec<String> = report
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            files.extend(report.manifest.iter().map(|m| m.display().to_string()));
+            let run = db.write(|c| labels::finish_run(c, run.id, &files.join("\n")))?;
+            Ok((run, report))
+        }
+        Err(e) => {
+            let message = e.to_string();
+            if let Err(recorded) = db.write(|c| labels::fail_run(c, run.id, &message)) {
+                tracing::error!(run = %run.id, error = %recorded, "could not record the failed run");
+            }
+            Err(anyhow::Error::new(e).context(format!("run {} failed", run.id)))
+        }
+    }
+}
+
+fn serial(key_id: i64, sequence: i64) -> anyhow::Result<String> {
+    let id = KeyId::new(u32::try_from(key_id)?)?;
+    Ok(LabelSerial::new(id, u64::try_from(sequence)?)?.grouped())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        labels: super::LabelsCommand,
+    }
+
+    #[derive(Debug, Parser)]
+    struct KeysCli {
+        #[command(subcommand)]
+        keys: super::super::keys::KeysCommand,
+    }
+
+    #[test]
+    fn command_lines_parse_and_have_help() {
+        Cli::command().debug_assert();
+        KeysCli::command().debug_assert();
+        let parsed = Cli::try_parse_from([
+            "labels",
+            "mint",
+            "--product",
+            "3",
+            "--count",
+            "10",
+            "--layout",
+            "roll-50x30",
+            "--out",
+            "/tmp/x",
+            "--host",
+            "t.cn",
+        ]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        let bad = Cli::try_parse_from([
+            "labels",
+            "mint",
+            "--product",
+            "3",
+            "--count",
+            "10",
+            "--layout",
+            "a5",
+            "--out",
+            "x",
+            "--host",
+            "t.cn",
+        ]);
+        assert!(bad.is_err());
+        for sub in ["new", "list", "rotate", "export-public"] {
+            let help = KeysCli::try_parse_from(["keys", sub, "--help"]).unwrap_err();
+            assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp, "{sub}");
+        }
+    }
+}

@@ -1,0 +1,646 @@
+//! Labels: signing keys (public halves), serial allocation, label runs and the label lifecycle
+//! (minted → active → void).
+//!
+//! Serial allocation is the part that must hold across replicas: every key row carries its
+//! `next_sequence`, and a run takes its range with one `UPDATE … SET next_sequence = next_sequence + n
+//! … RETURNING`. On PostgreSQL that statement holds the key row's lock until the run's transaction
+//! commits, so two minting processes queue on it and always get disjoint ranges; on SQLite writes are
+//! already serialised by [`crate::Database::write`]. The same statement serves both backends.
+//!
+//! Binding and voiding lock the run row (`FOR UPDATE` on PostgreSQL) before checking for overlaps, so
+//! two people binding overlapping ranges of one run at once cannot both succeed; the batch row is locked
+//! too, so a bind never slips past a concurrent recall.
+
+use diesel::prelude::*;
+
+use super::DbConnection;
+use crate::error::{CoreError, CoreResult, OptionalExt};
+use crate::model::{
+    Actor, BatchStatus, LabelActivation, LabelLookup, LabelRef, LabelRun, LabelRunId,
+    LabelRunStatus, LabelState, LabelVoid, NewLabelRun, RunRequester, SigningKeyInfo,
+    MAX_LABEL_SEQUENCE,
+};
+use crate::on_backend;
+use crate::policy;
+use crate::schema::{
+    label_activations::dsl as la, label_runs::dsl as lr, label_voids::dsl as lv,
+    signing_keys::dsl as sk,
+};
+use crate::time::{now_millis, to_datetime};
+use crate::{BatchId, OrgId, ProductId, UserId};
+
+/// The only signature algorithm of label format v1.
+pub const ALGORITHM: &str = "Ed25519";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::signing_keys)]
+struct KeyRow {
+    key_id: i64,
+    algorithm: String,
+    public_key: String,
+    next_sequence: i64,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
+impl KeyRow {
+    fn into_model(self) -> SigningKeyInfo {
+        SigningKeyInfo {
+            key_id: self.key_id,
+            algorithm: self.algorithm,
+            public_key: self.public_key,
+            next_sequence: self.next_sequence,
+            created_at: to_datetime(self.created_at),
+            retired_at: self.retired_at.map(to_datetime),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::label_runs)]
+struct RunRow {
+    id: i64,
+    org_id: i64,
+    product_id: i64,
+    key_id: i64,
+    first_sequence: i64,
+    label_count: i64,
+    layout: String,
+    host: String,
+    status: String,
+    requested_by: Option<i64>,
+    created_at: i64,
+    finished_at: Option<i64>,
+    output: Option<String>,
+    error: Option<String>,
+}
+
+impl RunRow {
+    fn into_model(self) -> CoreResult<LabelRun> {
+        Ok(LabelRun {
+            id: LabelRunId(self.id),
+            org_id: OrgId(self.org_id),
+            product_id: ProductId(self.product_id),
+            key_id: self.key_id,
+            first_sequence: self.first_sequence,
+            count: self.label_count,
+            layout: self.layout,
+            host: self.host,
+            status: LabelRunStatus::parse(&self.status).ok_or_else(|| {
+                CoreError::Internal(format!("unexpected label run status {:?}", self.status))
+            })?,
+            requested_by: self.requested_by.map(UserId),
+            created_at: to_datetime(self.created_at),
+            finished_at: self.finished_at.map(to_datetime),
+            output: self.output,
+            error: self.error,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::label_activations)]
+struct ActivationRow {
+    id: i64,
+    run_id: i64,
+    key_id: i64,
+    first_sequence: i64,
+    last_sequence: i64,
+    batch_id: i64,
+    activated_by: i64,
+    activated_at: i64,
+}
+
+impl ActivationRow {
+    fn into_model(self) -> LabelActivation {
+        LabelActivation {
+            id: self.id,
+            run_id: LabelRunId(self.run_id),
+            key_id: self.key_id,
+            first_sequence: self.first_sequence,
+            last_sequence: self.last_sequence,
+            batch_id: BatchId(self.batch_id),
+            activated_by: UserId(self.activated_by),
+            activated_at: to_datetime(self.activated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::label_voids)]
+struct VoidRow {
+    id: i64,
+    run_id: i64,
+    key_id: i64,
+    sequence: i64,
+    reason: String,
+    voided_by: i64,
+    voided_at: i64,
+}
+
+impl VoidRow {
+    fn into_model(self) -> LabelVoid {
+        LabelVoid {
+            id: self.id,
+            run_id: LabelRunId(self.run_id),
+            key_id: self.key_id,
+            sequence: self.sequence,
+            reason: self.reason,
+            voided_by: UserId(self.voided_by),
+            voided_at: to_datetime(self.voided_at),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Keys
+
+/// Registers the public half of a new signing key. Key ids are never reused (a reused id would make
+/// labels signed by the old key fail to verify), so a taken id is a 409.
+pub fn register_key(
+    conn: &mut DbConnection,
+    key_id: i64,
+    public_key_hex: &str,
+) -> CoreResult<SigningKeyInfo> {
+    if !(0..=99).contains(&key_id) {
+        return Err(CoreError::invalid("invalid_key_id", "key ids are 0–99"));
+    }
+    let valid_hex = public_key_hex.len() == 64
+        && public_key_hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !valid_hex {
+        return Err(CoreError::invalid(
+            "invalid_public_key",
+            "a public key is 32 bytes in lowercase hex",
+        ));
+    }
+    let inserted = on_backend!(conn, c => diesel::insert_into(sk::signing_keys)
+        .values((
+            sk::key_id.eq(key_id),
+            sk::algorithm.eq(ALGORITHM),
+            sk::public_key.eq(public_key_hex),
+            sk::next_sequence.eq(1i64),
+            sk::created_at.eq(now_millis()),
+        ))
+        .returning(KeyRow::as_returning())
+        .get_result(c));
+    match inserted {
+        Ok(row) => Ok(row.into_model()),
+        Err(e) if super::is_unique_violation(&e) => Err(CoreError::conflict(
+            "duplicate_key",
+            format!(
+                "key id {key_id} (or this public key) is already registered; ids are never reused"
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every key ever registered, retired ones included (they still verify old labels), by id.
+pub fn list_keys(conn: &mut DbConnection) -> CoreResult<Vec<SigningKeyInfo>> {
+    let rows: Vec<KeyRow> = on_backend!(conn, c => sk::signing_keys
+        .order(sk::key_id)
+        .select(KeyRow::as_select())
+        .load(c))?;
+    Ok(rows.into_iter().map(KeyRow::into_model).collect())
+}
+
+/// The key that mints new labels: the newest (highest id) key not retired.
+pub fn active_key(conn: &mut DbConnection) -> CoreResult<Option<SigningKeyInfo>> {
+    let row: Option<KeyRow> = on_backend!(conn, c => sk::signing_keys
+        .filter(sk::retired_at.is_null())
+        .order(sk::key_id.desc())
+        .select(KeyRow::as_select())
+        .first(c)
+        .optional())?;
+    Ok(row.map(KeyRow::into_model))
+}
+
+/// The id a new key gets: one above the highest ever registered (ids are never reused).
+pub fn next_key_id(conn: &mut DbConnection) -> CoreResult<i64> {
+    let max: Option<i64> = on_backend!(conn, c => sk::signing_keys
+        .select(diesel::dsl::max(sk::key_id))
+        .first(c))?;
+    let next = max.map_or(1, |m| m + 1);
+    if next > 99 {
+        return Err(CoreError::conflict(
+            "key_ids_exhausted",
+            "all 100 key ids are used",
+        ));
+    }
+    Ok(next)
+}
+
+/// Retires every key but `keep`: they stop minting, and their labels keep verifying.
+pub fn retire_other_keys(conn: &mut DbConnection, keep: i64) -> CoreResult<usize> {
+    let now = now_millis();
+    Ok(on_backend!(conn, c => diesel::update(
+            sk::signing_keys
+                .filter(sk::key_id.ne(keep))
+                .filter(sk::retired_at.is_null()),
+        )
+        .set(sk::retired_at.eq(now))
+        .execute(c))?)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Runs
+
+/// Reserves a contiguous range of `new.key_id`'s sequence numbers for `new.count` labels of a product
+/// and records the run as `minting`. Run it inside [`crate::Database::write`]: the reservation and the
+/// run row commit together, and concurrent callers (other threads, other replicas) get disjoint ranges.
+pub fn create_run(
+    conn: &mut DbConnection,
+    requester: RunRequester<'_>,
+    new: &NewLabelRun,
+) -> CoreResult<LabelRun> {
+    new.validate()?;
+    let product = super::sites::get_product(conn, new.product_id)?;
+    let requested_by = match requester {
+        RunRequester::User(actor) => {
+            policy::ensure_label_write(actor, product.org_id)?;
+            Some(actor.user_id.0)
+        }
+        RunRequester::CommandLine => None,
+    };
+    let n = new.count;
+    // One statement: read-and-advance under the row lock.
+    let next: Option<i64> = on_backend!(conn, c => diesel::update(
+            sk::signing_keys
+                .filter(sk::key_id.eq(new.key_id))
+                .filter(sk::retired_at.is_null()),
+        )
+        .set(sk::next_sequence.eq(sk::next_sequence + n))
+        .returning(sk::next_sequence)
+        .get_result(c)
+        .optional())?;
+    let Some(next) = next else {
+        return Err(CoreError::invalid(
+            "key_not_active",
+            format!(
+                "signing key {} is not registered or is retired; mint with the active key",
+                new.key_id
+            ),
+        ));
+    };
+    let first = next - n;
+    if next - 1 > MAX_LABEL_SEQUENCE {
+        // The error rolls the transaction back, so the key's counter is not advanced.
+        return Err(CoreError::conflict(
+            "sequences_exhausted",
+            format!(
+                "key {} has no room for {n} more labels; rotate the key",
+                new.key_id
+            ),
+        ));
+    }
+    let row = on_backend!(conn, c => diesel::insert_into(lr::label_runs)
+        .values((
+            lr::org_id.eq(product.org_id.0),
+            lr::product_id.eq(product.id.0),
+            lr::key_id.eq(new.key_id),
+            lr::first_sequence.eq(first),
+            lr::label_count.eq(n),
+            lr::layout.eq(&new.layout),
+            lr::host.eq(&new.host),
+            lr::status.eq(LabelRunStatus::Minting.as_str()),
+            lr::requested_by.eq(requested_by),
+            lr::created_at.eq(now_millis()),
+        ))
+        .returning(RunRow::as_returning())
+        .get_result(c))?;
+    row.into_model()
+}
+
+fn set_run_outcome(
+    conn: &mut DbConnection,
+    id: LabelRunId,
+    status: LabelRunStatus,
+    output: Option<&str>,
+    error: Option<&str>,
+) -> CoreResult<LabelRun> {
+    let current = get_run(conn, id)?;
+    if current.status != LabelRunStatus::Minting {
+        return Err(CoreError::conflict(
+            "run_already_ended",
+            format!("run {id} is already {}", current.status),
+        ));
+    }
+    let row = on_backend!(conn, c => diesel::update(lr::label_runs.find(id.0))
+        .set((
+            lr::status.eq(status.as_str()),
+            lr::finished_at.eq(now_millis()),
+            lr::output.eq(output),
+            lr::error.eq(error),
+        ))
+        .returning(RunRow::as_returning())
+        .get_result(c))?;
+    row.into_model()
+}
+
+/// Marks a run finished, with the files it wrote (one per line). Its labels can then be activated.
+pub fn finish_run(conn: &mut DbConnection, id: LabelRunId, output: &str) -> CoreResult<LabelRun> {
+    set_run_outcome(conn, id, LabelRunStatus::Finished, Some(output), None)
+}
+
+/// Marks a run failed with the reason. Its range stays reserved (never reissued).
+pub fn fail_run(conn: &mut DbConnection, id: LabelRunId, error: &str) -> CoreResult<LabelRun> {
+    set_run_outcome(conn, id, LabelRunStatus::Failed, None, Some(error))
+}
+
+/// One run, without access checks.
+pub fn get_run(conn: &mut DbConnection, id: LabelRunId) -> CoreResult<LabelRun> {
+    on_backend!(conn, c => lr::label_runs.find(id.0).select(RunRow::as_select()).first(c))
+        .or_not_found("label run")?
+        .into_model()
+}
+
+/// One run, if the actor may see it: members of the product's organisation, regulators, operators.
+pub fn get_run_for(conn: &mut DbConnection, actor: &Actor, id: LabelRunId) -> CoreResult<LabelRun> {
+    let run = get_run(conn, id)?;
+    policy::ensure_label_read(actor, run.org_id)?;
+    Ok(run)
+}
+
+/// The run whose range holds `label`, locked on PostgreSQL when `lock` (SQLite writes are serialised).
+fn run_containing(
+    conn: &mut DbConnection,
+    label: LabelRef,
+    lock: bool,
+) -> CoreResult<Option<LabelRun>> {
+    let (k, s) = (label.key_id, label.sequence);
+    let row: Option<RunRow> = match conn {
+        DbConnection::Postgresql(c) if lock => lr::label_runs
+            .filter(lr::key_id.eq(k))
+            .filter(lr::first_sequence.le(s))
+            .filter((lr::first_sequence + lr::label_count).gt(s))
+            .for_update()
+            .select(RunRow::as_select())
+            .first(c)
+            .optional()?,
+        _ => on_backend!(conn, c => lr::label_runs
+            .filter(lr::key_id.eq(k))
+            .filter(lr::first_sequence.le(s))
+            .filter((lr::first_sequence + lr::label_count).gt(s))
+            .order(lr::first_sequence.desc())
+            .select(RunRow::as_select())
+            .first(c)
+            .optional())?,
+    };
+    row.map(RunRow::into_model).transpose()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Lifecycle
+
+/// Binds the labels `first..=last` (one key, one run) to a batch: minted → active.
+///
+/// Refused with 409 when the batch is blocked (`batch_blocked`) or recalled (`batch_recalled`), the
+/// message and `details` giving the reason; with 409 when a label of the range is already active
+/// (`label_already_active`) or void (`label_void`); with 404 when `first` was never minted and 422
+/// when the range leaves its run (`range_spans_runs`).
+pub fn bind(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    first: LabelRef,
+    last: LabelRef,
+    batch_id: BatchId,
+) -> CoreResult<LabelActivation> {
+    if first.key_id != last.key_id {
+        return Err(CoreError::invalid(
+            "range_spans_keys",
+            "the first and last label were signed by different keys",
+        ));
+    }
+    if first.sequence > last.sequence {
+        return Err(CoreError::invalid(
+            "invalid_range",
+            "the last label comes before the first",
+        ));
+    }
+    let run = run_containing(conn, first, true)?.ok_or(CoreError::NotFound { what: "label" })?;
+    policy::ensure_label_write(actor, run.org_id)?;
+    if last.sequence > run.last_sequence() {
+        return Err(CoreError::invalid(
+            "range_spans_runs",
+            format!(
+                "the range leaves run {} (which ends at sequence {}); bind each run's labels separately",
+                run.id,
+                run.last_sequence()
+            ),
+        ));
+    }
+    if run.status != LabelRunStatus::Finished {
+        return Err(CoreError::invalid(
+            "run_not_finished",
+            format!(
+                "run {} is {}; only labels of a finished run can be activated",
+                run.id, run.status
+            ),
+        ));
+    }
+    let batch = super::batches::get_for_update(conn, batch_id)?;
+    let rel = super::batches::relation(conn, actor, &batch)?;
+    policy::ensure_read_batch(actor, &batch, rel)?;
+    if batch.custodian_org_id != actor.org_id {
+        return Err(CoreError::forbidden(
+            "only the organisation holding the batch may label it",
+        ));
+    }
+    if batch.product_id != run.product_id {
+        return Err(CoreError::invalid(
+            "product_mismatch",
+            format!(
+                "these labels were minted for product {}, the batch is of product {}",
+                run.product_id, batch.product_id
+            ),
+        ));
+    }
+    match batch.status {
+        BatchStatus::Open => {}
+        status @ (BatchStatus::Blocked | BatchStatus::Recalled) => {
+            let reason = batch.status_reason.clone().unwrap_or_default();
+            let (code, word) = match status {
+                BatchStatus::Blocked => ("batch_blocked", "blocked"),
+                _ => ("batch_recalled", "recalled"),
+            };
+            return Err(CoreError::Conflict {
+                code,
+                message: format!("batch {} is {word}: {reason}", batch.id),
+                details: Some(serde_json::json!({
+                    "batch_id": batch.id,
+                    "status": status,
+                    "reason": batch.status_reason,
+                })),
+            });
+        }
+    }
+    let (k, a, b) = (first.key_id, first.sequence, last.sequence);
+    let overlapping: Option<ActivationRow> = on_backend!(conn, c => la::label_activations
+        .filter(la::key_id.eq(k))
+        .filter(la::first_sequence.le(b))
+        .filter(la::last_sequence.ge(a))
+        .order(la::first_sequence)
+        .select(ActivationRow::as_select())
+        .first(c)
+        .optional())?;
+    if let Some(o) = overlapping {
+        return Err(CoreError::Conflict {
+            code: "label_already_active",
+            message: format!(
+                "labels {}–{} of key {k} are already bound to batch {}",
+                o.first_sequence.max(a),
+                o.last_sequence.min(b),
+                o.batch_id
+            ),
+            details: Some(serde_json::json!({
+                "batch_id": o.batch_id,
+                "first_sequence": o.first_sequence,
+                "last_sequence": o.last_sequence,
+            })),
+        });
+    }
+    let void: Option<i64> = on_backend!(conn, c => lv::label_voids
+        .filter(lv::key_id.eq(k))
+        .filter(lv::sequence.ge(a))
+        .filter(lv::sequence.le(b))
+        .order(lv::sequence)
+        .select(lv::sequence)
+        .first(c)
+        .optional())?;
+    if let Some(seq) = void {
+        return Err(CoreError::Conflict {
+            code: "label_void",
+            message: format!("label {seq} of key {k} is void and cannot be activated"),
+            details: Some(serde_json::json!({ "sequence": seq })),
+        });
+    }
+    let row = on_backend!(conn, c => diesel::insert_into(la::label_activations)
+        .values((
+            la::run_id.eq(run.id.0),
+            la::key_id.eq(k),
+            la::first_sequence.eq(a),
+            la::last_sequence.eq(b),
+            la::batch_id.eq(batch.id.0),
+            la::activated_by.eq(actor.user_id.0),
+            la::activated_at.eq(now_millis()),
+        ))
+        .returning(ActivationRow::as_returning())
+        .get_result(c))?;
+    Ok(row.into_model())
+}
+
+/// Voids one label (minted or active → void), with the reason. Voiding twice is a 409.
+pub fn void(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    label: LabelRef,
+    reason: &str,
+) -> CoreResult<LabelVoid> {
+    let run = run_containing(conn, label, true)?.ok_or(CoreError::NotFound { what: "label" })?;
+    policy::ensure_label_write(actor, run.org_id)?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(CoreError::invalid(
+            "missing_reason",
+            "say why the label is voided",
+        ));
+    }
+    let inserted = on_backend!(conn, c => diesel::insert_into(lv::label_voids)
+        .values((
+            lv::run_id.eq(run.id.0),
+            lv::key_id.eq(label.key_id),
+            lv::sequence.eq(label.sequence),
+            lv::reason.eq(reason),
+            lv::voided_by.eq(actor.user_id.0),
+            lv::voided_at.eq(now_millis()),
+        ))
+        .returning(VoidRow::as_returning())
+        .get_result(c));
+    match inserted {
+        Ok(row) => Ok(row.into_model()),
+        Err(e) if super::is_unique_violation(&e) => Err(CoreError::conflict(
+            "label_already_void",
+            format!(
+                "label {} of key {} is already void",
+                label.sequence, label.key_id
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What the database says about one label: its state, run, product and batch. Public (a consumer's
+/// scan asks it), so it returns only what the scan page shows.
+pub fn lookup(conn: &mut DbConnection, label: LabelRef) -> CoreResult<LabelLookup> {
+    let Some(run) = run_containing(conn, label, false)? else {
+        return Ok(LabelLookup {
+            label,
+            state: LabelState::NotMinted,
+            run_id: None,
+            org_id: None,
+            product_id: None,
+            batch_id: None,
+            void_reason: None,
+        });
+    };
+    let (k, s) = (label.key_id, label.sequence);
+    let batch: Option<i64> = on_backend!(conn, c => la::label_activations
+        .filter(la::key_id.eq(k))
+        .filter(la::first_sequence.le(s))
+        .filter(la::last_sequence.ge(s))
+        .select(la::batch_id)
+        .first(c)
+        .optional())?;
+    let void_reason: Option<String> = on_backend!(conn, c => lv::label_voids
+        .filter(lv::key_id.eq(k))
+        .filter(lv::sequence.eq(s))
+        .select(lv::reason)
+        .first(c)
+        .optional())?;
+    let state = match (&void_reason, batch) {
+        (Some(_), _) => LabelState::Void,
+        (None, Some(_)) => LabelState::Active,
+        (None, None) => LabelState::Minted,
+    };
+    Ok(LabelLookup {
+        label,
+        state,
+        run_id: Some(run.id),
+        org_id: Some(run.org_id),
+        product_id: Some(run.product_id),
+        batch_id: batch.map(BatchId),
+        void_reason,
+    })
+}
+
+/// The activations of a run, for its organisation and regulators.
+pub fn activations_for(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    run: LabelRunId,
+) -> CoreResult<Vec<LabelActivation>> {
+    get_run_for(conn, actor, run)?;
+    let rows: Vec<ActivationRow> = on_backend!(conn, c => la::label_activations
+        .filter(la::run_id.eq(run.0))
+        .order(la::first_sequence)
+        .select(ActivationRow::as_select())
+        .load(c))?;
+    Ok(rows.into_iter().map(ActivationRow::into_model).collect())
+}
+
+/// The voids of a run, for its organisation and regulators.
+pub fn voids_for(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    run: LabelRunId,
+) -> CoreResult<Vec<LabelVoid>> {
+    get_run_for(conn, actor, run)?;
+    let rows: Vec<VoidRow> = on_backend!(conn, c => lv::label_voids
+        .filter(lv::run_id.eq(run.0))
+        .order(lv::sequence)
+        .select(VoidRow::as_select())
+        .load(c))?;
+    Ok(rows.into_iter().map(VoidRow::into_model).collect())
+}
