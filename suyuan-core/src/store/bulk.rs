@@ -283,25 +283,7 @@ pub fn load_in(conn: &mut DbConnection, data: &BulkLoad) -> CoreResult<Loaded> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let values: Vec<_> = chunk
             .iter()
-            .map(|x| {
-                (
-                    r::client_id.eq(&x.client_id),
-                    r::batch_id.eq(x.batch_id),
-                    r::seq.eq(x.seq),
-                    r::kind.eq(&x.kind),
-                    r::event_time.eq(x.event_time),
-                    r::received_at.eq(x.received_at),
-                    r::site_id.eq(x.site_id),
-                    r::actor_user_id.eq(x.actor_user_id),
-                    r::org_id.eq(x.org_id),
-                    r::details.eq(&x.details),
-                    r::attachments.eq(&x.attachments),
-                    r::flags.eq(&x.flags),
-                    r::supersedes_id.eq(x.supersedes_id),
-                    r::prev_hash.eq(&x.prev_hash),
-                    r::hash.eq(&x.hash),
-                )
-            })
+            .map(|x| super::rows::record_values!(x))
             .collect();
         on_backend!(conn, c => diesel::insert_into(r::records).values(values).execute(c))?;
     }

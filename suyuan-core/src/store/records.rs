@@ -591,25 +591,7 @@ pub(crate) fn append_chained(
     for chunk in rows.chunks(500) {
         let values: Vec<_> = chunk
             .iter()
-            .map(|x| {
-                (
-                    r::client_id.eq(&x.client_id),
-                    r::batch_id.eq(x.batch_id),
-                    r::seq.eq(x.seq),
-                    r::kind.eq(&x.kind),
-                    r::event_time.eq(x.event_time),
-                    r::received_at.eq(x.received_at),
-                    r::site_id.eq(x.site_id),
-                    r::actor_user_id.eq(x.actor_user_id),
-                    r::org_id.eq(x.org_id),
-                    r::details.eq(&x.details),
-                    r::attachments.eq(&x.attachments),
-                    r::flags.eq(&x.flags),
-                    r::supersedes_id.eq(x.supersedes_id),
-                    r::prev_hash.eq(&x.prev_hash),
-                    r::hash.eq(&x.hash),
-                )
-            })
+            .map(|x| super::rows::record_values!(x))
             .collect();
         // RETURNING order is not guaranteed for a multi-row insert (SQLite says so), hence the client ids.
         let stored: Vec<(i64, String)> = on_backend!(conn, c => diesel::insert_into(r::records)

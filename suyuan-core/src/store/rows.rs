@@ -322,3 +322,30 @@ impl AlertRow {
 pub fn models<R, T>(rows: Vec<R>, f: impl Fn(R) -> CoreResult<T>) -> CoreResult<Vec<T>> {
     rows.into_iter().map(f).collect()
 }
+
+/// The column values of one record row, for multi-row inserts. SQLite cannot batch-insert `Insertable`
+/// structs with optional fields (a `None` would need `DEFAULT`), so every column is bound explicitly.
+macro_rules! record_values {
+    ($row:expr) => {{
+        use crate::schema::records::dsl as rv;
+        let x: &crate::store::rows::RecordRow = $row;
+        (
+            rv::client_id.eq(&x.client_id),
+            rv::batch_id.eq(x.batch_id),
+            rv::seq.eq(x.seq),
+            rv::kind.eq(&x.kind),
+            rv::event_time.eq(x.event_time),
+            rv::received_at.eq(x.received_at),
+            rv::site_id.eq(x.site_id),
+            rv::actor_user_id.eq(x.actor_user_id),
+            rv::org_id.eq(x.org_id),
+            rv::details.eq(&x.details),
+            rv::attachments.eq(&x.attachments),
+            rv::flags.eq(&x.flags),
+            rv::supersedes_id.eq(x.supersedes_id),
+            rv::prev_hash.eq(&x.prev_hash),
+            rv::hash.eq(&x.hash),
+        )
+    }};
+}
+pub(crate) use record_values;
