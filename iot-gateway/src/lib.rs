@@ -1,5 +1,11 @@
 //! The IoT gateway: subscribes to MQTT and ingests sensor readings and camera images from farms and storage
 //! rooms into the database, acknowledging a message only once it is stored.
 //!
-//! The crate is part of the workspace layout from the start so that its place in the dependency graph
-//! (`server` → `iot-gateway` → `suyuan-core`) is fixed; ingestion arrives with the gateway work.
+//! The database-independent core comes first: topics, telemetry payloads, refusal counters and settings.
+
+pub mod config;
+pub mod counters;
+pub mod error;
+pub mod image;
+pub mod reading;
+pub mod topic;
