@@ -19,6 +19,9 @@
 //!
 //! The tests need a CJK TrueType font (Debian `fonts-wqy-microhei`, or `SUYUAN_LABEL_FONT`) and
 //! `pdftoppm` (Debian `poppler-utils`): they render PDF pages and decode the codes back.
+//! `tests/decode_printed.rs` also needs `zbarimg` (Debian `zbar-tools`): it mints a run of each
+//! layout, prints it 1-bit at 203 dpi and scans every label back against the manifest. Without the
+//! tools it is skipped with a message, unless `CI` or `SUYUAN_REQUIRE_TOOLS` is set.
 //!
 //! No database and no server here: serial allocation, label state and the HTTP endpoints live in
 //! the crates that call this one.
