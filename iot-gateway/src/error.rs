@@ -62,6 +62,16 @@ pub enum Error {
         /// The segment size.
         max: u64,
     },
+    /// A spool file holds something that is not what the spool wrote there.
+    #[error("spool file {path} is damaged at byte {offset}: {problem}")]
+    SpoolCorrupt {
+        /// The segment or cursor file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// A drain confirmation names a position the spool never handed out.
     #[error("spool position {0} is not one that was read")]
     BadSpoolPosition(String),

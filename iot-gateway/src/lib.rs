@@ -8,4 +8,5 @@ pub mod counters;
 pub mod error;
 pub mod image;
 pub mod reading;
+pub mod spool;
 pub mod topic;
