@@ -8,5 +8,6 @@ pub mod counters;
 pub mod error;
 pub mod image;
 pub mod reading;
+pub mod rules;
 pub mod spool;
 pub mod topic;
