@@ -8,7 +8,8 @@
 //! - [`error`]: how domain errors become HTTP answers;
 //! - [`pages`]: the server-rendered pages (home page for now);
 //! - [`openapi`]: the OpenAPI document generated from the handlers' annotations;
-//! - [`commands`]: the subcommands of the `suyuan` binary.
+//! - [`commands`]: the subcommands of the `suyuan` binary;
+//! - [`minting`]: label runs written in the background (API) or in the foreground (command line).
 //!
 //! [`run`] takes its listener from the caller, so tests bind `127.0.0.1:0` and get a free port.
 
@@ -16,6 +17,7 @@ pub mod api;
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod minting;
 pub mod openapi;
 pub mod pages;
 pub mod routes;

@@ -41,6 +41,12 @@ use crate::api::*;
         alerts::list::list,
         public::story::story,
         labels::verify::verify,
+        labels::activate::activate,
+        labels::void::void,
+        label_runs::create::create,
+        label_runs::list::list,
+        label_runs::get::get,
+        label_runs::file::file,
     )
 )]
 pub struct ApiDoc;

@@ -52,6 +52,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(alerts::list::list)
                 .service(public::story::story)
                 .service(labels::verify::verify)
+                .service(labels::activate::activate)
+                .service(labels::void::void)
+                .service(label_runs::create::create)
+                .service(label_runs::list::list)
+                .service(label_runs::get::get)
+                .service(label_runs::file::file)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::request(
                         StatusCode::NOT_FOUND,
@@ -62,5 +68,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(labels::keys::keys)
         .service(pages::home::home)
-        .service(pages::assets::stylesheet);
+        .service(pages::assets::stylesheet)
+        .service(pages::label::label);
 }

@@ -1,6 +1,10 @@
 //! What every handler shares.
 
+use std::sync::Arc;
+
 use suyuan_core::Database;
+
+use crate::minting::Minter;
 
 /// The application state: the database handle and settings handlers need.
 #[derive(Clone, Debug)]
@@ -8,14 +12,27 @@ pub struct AppState {
     pub db: Database,
     /// Send cookies with `Secure` (set when served behind HTTPS).
     pub secure_cookies: bool,
+    /// Mints label runs asked for through the API; `None` where the server has no data folder for
+    /// keys and files (label runs are then refused with 503).
+    pub minter: Option<Arc<Minter>>,
+    /// Host written into label URLs when a run does not name one (`SUYUAN_PUBLIC_HOST`).
+    pub public_host: String,
 }
 
 impl AppState {
-    /// State over an open database.
+    /// State over an open database, without a label minter.
     pub fn new(db: Database) -> Self {
         AppState {
             db,
             secure_cookies: false,
+            minter: None,
+            public_host: "localhost".into(),
         }
+    }
+
+    /// Adds the background label minter.
+    pub fn with_minter(mut self, minter: Arc<Minter>) -> Self {
+        self.minter = Some(minter);
+        self
     }
 }

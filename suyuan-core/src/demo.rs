@@ -15,6 +15,9 @@ use crate::model::*;
 use crate::store::{batches, lineage, orgs, records, sites, users};
 use crate::{BatchId, OrgId, SiteId};
 
+/// The showcase product: gift boxes packed from both harvests, whose trace shows the whole story.
+pub const GIFTBOX: &str = "华宁柑橘礼盒 5kg";
+
 /// Every demo account shares this password (listed in the README).
 pub const DEMO_PASSWORD: &str = "suyuan-demo";
 
@@ -92,7 +95,7 @@ pub fn seed(db: &Database) -> CoreResult<DemoSummary> {
         return Ok(DemoSummary {
             seeded: false,
             accounts: accounts(),
-            showcase_batch: None,
+            showcase_batch: db.read(showcase)?,
         });
     }
     let showcase = db.write(|c| seed_in(c, coop_code.clone()))?;
@@ -385,7 +388,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
         c,
         processor,
         &NewProduct {
-            name: "华宁柑橘礼盒 5kg".into(),
+            name: GIFTBOX.into(),
             category: "水果/柑橘".into(),
             brand: Some("华宁橘乡".into()),
             certifications: vec![
@@ -689,4 +692,18 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
         }),
     )?;
     Ok(boxes)
+}
+
+/// The showcase gift-box batch of a seeded demo county (the first batch of [`GIFTBOX`]).
+pub fn showcase(c: &mut crate::db::DbConnection) -> CoreResult<Option<BatchId>> {
+    use crate::schema::{batches::dsl as b, products::dsl as p};
+    use diesel::prelude::*;
+    let id: Option<i64> = crate::on_backend!(c, c => b::batches
+        .inner_join(p::products)
+        .filter(p::name.eq(GIFTBOX))
+        .order(b::id)
+        .select(b::id)
+        .first(c)
+        .optional())?;
+    Ok(id.map(BatchId))
 }

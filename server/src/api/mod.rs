@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod batches;
+pub mod label_runs;
 pub mod labels;
 pub mod meta;
 pub mod organisations;

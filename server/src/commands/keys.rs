@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use suyuan_core::model::SigningKeyInfo;
 use suyuan_core::store::labels;
+use suyuan_core::Database;
 use suyuan_label_gen::keystore::{hex, KeyStore};
 use suyuan_label_gen::KeyId;
 
@@ -100,7 +101,11 @@ pub fn run(cmd: KeysCommand) -> anyhow::Result<()> {
 /// the file again if the database refused it.
 pub fn create(data: &DataArgs, rotate: bool) -> anyhow::Result<SigningKeyInfo> {
     let db = data.open()?;
-    let store = KeyStore::in_data_dir(&data.data_dir);
+    create_in(&db, &KeyStore::in_data_dir(&data.data_dir), rotate)
+}
+
+/// [`create`] over an open database and a key folder (also used to give the demo county a key).
+pub fn create_in(db: &Database, store: &KeyStore, rotate: bool) -> anyhow::Result<SigningKeyInfo> {
     if !rotate {
         if let Some(active) = db.read(labels::active_key)? {
             anyhow::bail!(
@@ -123,7 +128,6 @@ pub fn create(data: &DataArgs, rotate: bool) -> anyhow::Result<SigningKeyInfo> {
     match registered {
         Ok(info) => Ok(info),
         Err(e) => {
-            // Nothing refers to the key: do not leave an unregistered private key behind.
             let _ = store.remove(key_id);
             Err(e.into())
         }

@@ -1,8 +1,7 @@
 //! `suyuan labels mint`: mints a run of signed labels for a product into PDF files and a CSV manifest.
 //!
-//! The serial range is reserved in the database first (disjoint across processes and replicas), the run
-//! is recorded as `minting`, `suyuan_label_gen::run` writes the files, and the run is marked finished
-//! (with its files) or failed (with the reason). A failed run's range is never reissued.
+//! The serial range is reserved in the database first (disjoint across processes and replicas), then
+//! [`crate::minting::mint_run`] writes the files and records the run as finished or failed.
 
 use std::path::PathBuf;
 
@@ -12,13 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use suyuan_core::model::{LabelRun, NewLabelRun, RunRequester};
 use suyuan_core::store::{labels, sites};
 use suyuan_core::{Database, ProductId};
-use suyuan_label_gen::keystore::{hex, KeyStore, SIGNING_KEY_ENV};
-use suyuan_label_gen::{
-    KeyId, LabelFont, LabelSerial, LabelTemplate, MintReport, MintRequest, PageLayout, Progress,
-    RunConfig, SheetOptions,
-};
+use suyuan_label_gen::keystore::SIGNING_KEY_ENV;
+use suyuan_label_gen::{KeyId, LabelSerial, MintReport, PageLayout, Progress};
 
 use super::DataArgs;
+use crate::minting::{mint_run, MintSettings};
 
 /// What to do with labels.
 #[derive(Debug, Clone, Subcommand)]
@@ -96,29 +93,20 @@ pub fn mint(
     env_key: Option<&str>,
     progress: &dyn Fn(Progress),
 ) -> anyhow::Result<(LabelRun, MintReport)> {
-    let layout = PageLayout::by_name(&args.layout)
-        .with_context(|| format!("unknown layout {}", args.layout))?;
+    PageLayout::by_name(&args.layout).with_context(|| format!("unknown layout {}", args.layout))?;
     let active = db
         .read(labels::active_key)?
         .context("no signing key; create one with `suyuan keys new`")?;
-    let id = KeyId::new(u32::try_from(active.key_id).context("key id out of range")?)?;
-    let key = KeyStore::in_data_dir(&args.data.data_dir).signing_key(id, env_key)?;
-    if hex(&key.verifying_key().to_bytes()) != active.public_key {
-        anyhow::bail!(
-            "the private key {id} found here does not match the registered public key {id}; \
-             check {SIGNING_KEY_ENV} or the key file"
-        );
-    }
-    let product = db.read(|c| sites::get_product(c, ProductId(args.product)))?;
-    // Fail on a missing font before reserving anything.
-    let font = LabelFont::load(args.font.as_deref())?;
-    let template = LabelTemplate {
-        product_name: product.name.clone(),
-        fields: product.brand.iter().cloned().collect(),
+    let settings = MintSettings {
+        env_key: env_key.map(str::to_owned),
+        font: args.font.clone(),
+        labels_per_file: args.labels_per_file.max(1),
+        ..MintSettings::in_data_dir(&args.data.data_dir)
     };
-    let mut config = RunConfig::new(args.host.clone(), SheetOptions::new(layout), template);
-    config.labels_per_file = args.labels_per_file.max(1);
-
+    // Fail on a missing key, product or font before reserving anything.
+    settings.signing_key(db, active.key_id)?;
+    let product = db.read(|c| sites::get_product(c, ProductId(args.product)))?;
+    settings.font()?;
     let run = db.write(|c| {
         labels::create_run(
             c,
@@ -132,32 +120,9 @@ pub fn mint(
             },
         )
     })?;
-    config.file_stem = format!("run-{}", run.id);
-    let first = LabelSerial::new(id, u64::try_from(run.first_sequence)?)?;
-    let request = MintRequest {
-        first,
-        count: u64::try_from(run.count)?,
-        out_dir: args.out.clone(),
-    };
-    match suyuan_label_gen::run(&config, &request, &key, &font, progress) {
-        Ok(report) => {
-            let mut files: Vec<String> = report
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect();
-            files.extend(report.manifest.iter().map(|m| m.display().to_string()));
-            let run = db.write(|c| labels::finish_run(c, run.id, &files.join("\n")))?;
-            Ok((run, report))
-        }
-        Err(e) => {
-            let message = e.to_string();
-            if let Err(recorded) = db.write(|c| labels::fail_run(c, run.id, &message)) {
-                tracing::error!(run = %run.id, error = %recorded, "could not record the failed run");
-            }
-            Err(anyhow::Error::new(e).context(format!("run {} failed", run.id)))
-        }
-    }
+    let report = mint_run(db, &settings, &run, &args.out, progress)?;
+    let run = db.read(|c| labels::get_run(c, run.id))?;
+    Ok((run, report))
 }
 
 fn serial(key_id: i64, sequence: i64) -> anyhow::Result<String> {

@@ -1,5 +1,6 @@
 //! `suyuan serve`: the API and pages on one address, SQLite under `./data` unless `DATABASE_URL` says
-//! otherwise; `--demo` seeds the demo county once and prints its accounts.
+//! otherwise, with the background label minter; `--demo` seeds the demo county once and prints its
+//! accounts and a label in each state.
 
 use std::net::TcpListener;
 
@@ -7,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use suyuan_core::demo;
 
-use super::DataArgs;
+use super::{demo_labels, DataArgs};
+use crate::minting::{MintSettings, Minter};
 use crate::state::AppState;
 
 /// Options of `suyuan serve`.
@@ -24,24 +26,59 @@ pub struct ServeArgs {
     /// Mark cookies Secure (when served behind HTTPS).
     #[arg(long, env = "SUYUAN_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Host written into label URLs minted through the API (default: the listen address).
+    #[arg(long, env = "SUYUAN_PUBLIC_HOST")]
+    pub public_host: Option<String>,
+    /// A CJK TrueType font for printed labels; by default a system font is searched.
+    #[arg(long, env = "SUYUAN_LABEL_FONT")]
+    pub label_font: Option<std::path::PathBuf>,
 }
 
 /// Runs the server until Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let db = args.data.open()?;
+    let public_host = args
+        .public_host
+        .clone()
+        .unwrap_or_else(|| args.listen.clone());
+    let settings = MintSettings {
+        font: args.label_font.clone(),
+        // Leave a core to the HTTP workers while a run is minted.
+        threads: Some(
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .saturating_sub(1)
+                .max(1),
+        ),
+        ..MintSettings::in_data_dir(&args.data.data_dir)
+    };
     if args.demo {
-        let db2 = db.clone();
-        let summary = actix_web::web::block(move || demo::seed(&db2)).await??;
+        let (db2, settings2, host) = (db.clone(), settings.clone(), public_host.clone());
+        let (summary, demo_labels) = actix_web::web::block(move || {
+            let summary = demo::seed(&db2)?;
+            let demo_labels = summary
+                .showcase_batch
+                .map(|batch| demo_labels::ensure(&db2, &settings2, &host, batch));
+            anyhow::Ok((summary, demo_labels))
+        })
+        .await??;
         print_demo(&summary, &args.listen);
+        match demo_labels {
+            Some(Ok(l)) => print_demo_labels(&l, &settings, &args.listen),
+            Some(Err(e)) => println!("Demo labels not minted: {e:#}"),
+            None => {}
+        }
     }
+    let minter = Minter::start(db.clone(), settings)?;
     let listener = TcpListener::bind(&args.listen).with_context(|| {
         format!(
             "cannot listen on {} (is another server running there? use --listen ADDR)",
             args.listen
         )
     })?;
-    let mut state = AppState::new(db);
+    let mut state = AppState::new(db).with_minter(minter);
     state.secure_cookies = args.secure_cookies;
+    state.public_host = public_host;
     println!("溯源 Suyuan serving on http://{}", listener.local_addr()?);
     crate::run(listener, state)?.await?;
     Ok(())
@@ -66,5 +103,24 @@ fn print_demo(summary: &demo::DemoSummary, listen: &str) {
         println!(
             "Public story of the demo gift boxes: http://{listen}/api/v1/public/batches/{batch}"
         );
+    }
+}
+
+fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, listen: &str) {
+    println!(
+        "Demo labels (run {}, {} labels of {}; PDFs in {}):",
+        l.run.id,
+        l.run.count,
+        l.run.host,
+        settings.run_dir(l.run.id).display()
+    );
+    for (what, digits) in [
+        ("genuine, active", &l.active),
+        ("genuine, not yet activated", &l.unactivated),
+        ("genuine, void", &l.void),
+    ] {
+        println!("  {what}:");
+        println!("    label URL  https://{}/{digits}", l.run.host);
+        println!("    open here  http://{listen}/{digits}");
     }
 }

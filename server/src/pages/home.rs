@@ -1,6 +1,5 @@
 //! The home page: what the platform is, how to look up a code, and where the API is.
 
-use actix_web::cookie::Cookie;
 use actix_web::{get, HttpRequest, HttpResponse};
 
 use super::Lang;
@@ -42,14 +41,8 @@ pub async fn home(req: HttpRequest) -> HttpResponse {
     }
     let mut resp = HttpResponse::Ok();
     resp.content_type("text/html; charset=utf-8");
-    if req.query_string().contains("lang=") {
-        // Remember the choice for the next pages.
-        resp.cookie(
-            Cookie::build("lang", if lang == Lang::En { "en" } else { "zh" })
-                .path("/")
-                .max_age(actix_web::cookie::time::Duration::days(365))
-                .finish(),
-        );
+    if let Some(cookie) = Lang::remembered(&req) {
+        resp.cookie(cookie);
     }
     resp.body(page)
 }

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod home;
+pub mod label;
 
 /// The page language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +13,24 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// The cookie that remembers a choice made with `?lang=` for the next pages, if one was made.
+    pub fn remembered(req: &actix_web::HttpRequest) -> Option<actix_web::cookie::Cookie<'static>> {
+        if !req.query_string().contains("lang=") {
+            return None;
+        }
+        let value = if Lang::of(req) == Lang::En {
+            "en"
+        } else {
+            "zh"
+        };
+        Some(
+            actix_web::cookie::Cookie::build("lang", value)
+                .path("/")
+                .max_age(actix_web::cookie::time::Duration::days(365))
+                .finish(),
+        )
+    }
+
     /// From `?lang=`, then the `lang` cookie; Chinese otherwise.
     pub fn of(req: &actix_web::HttpRequest) -> Lang {
         let from_query = req
@@ -24,4 +43,20 @@ impl Lang {
             _ => Lang::Zh,
         }
     }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -363,6 +363,40 @@ pub fn get_run_for(conn: &mut DbConnection, actor: &Actor, id: LabelRunId) -> Co
     Ok(run)
 }
 
+/// One page of runs, newest last (keyset by id); `org` filters to one organisation (the caller's own,
+/// unless it reads everything, see `policy::reads_all`).
+pub fn list_runs(
+    conn: &mut DbConnection,
+    org: Option<OrgId>,
+    page: super::Page,
+) -> CoreResult<super::Paged<LabelRun>> {
+    let limit = page.limit()?;
+    let rows: Vec<RunRow> = on_backend!(conn, c => {
+        let mut q = lr::label_runs.filter(lr::id.gt(page.after())).into_boxed();
+        if let Some(org) = org {
+            q = q.filter(lr::org_id.eq(org.0));
+        }
+        q.order(lr::id).limit(limit + 1).select(RunRow::as_select()).load(c)
+    })?;
+    let runs = rows
+        .into_iter()
+        .map(RunRow::into_model)
+        .collect::<CoreResult<Vec<_>>>()?;
+    Ok(super::Paged::from_fetched(runs, limit, |r| r.id.0))
+}
+
+/// Runs asked for through the API that are still `minting`: after a restart their files are written
+/// again (signatures are deterministic, so a second writer produces the same bytes).
+pub fn unfinished_api_runs(conn: &mut DbConnection) -> CoreResult<Vec<LabelRunId>> {
+    let ids: Vec<i64> = on_backend!(conn, c => lr::label_runs
+        .filter(lr::status.eq(LabelRunStatus::Minting.as_str()))
+        .filter(lr::requested_by.is_not_null())
+        .order(lr::id)
+        .select(lr::id)
+        .load(c))?;
+    Ok(ids.into_iter().map(LabelRunId).collect())
+}
+
 /// The run whose range holds `label`, locked on PostgreSQL when `lock` (SQLite writes are serialised).
 fn run_containing(
     conn: &mut DbConnection,
@@ -443,9 +477,11 @@ pub fn bind(
     let batch = super::batches::get_for_update(conn, batch_id)?;
     let rel = super::batches::relation(conn, actor, &batch)?;
     policy::ensure_read_batch(actor, &batch, rel)?;
-    if batch.custodian_org_id != actor.org_id {
+    // The maker labels its batch, often after it has left (the roll is scanned in the office); whoever
+    // holds it now may label it too (a packer labelling on receipt).
+    if batch.custodian_org_id != actor.org_id && batch.org_id != actor.org_id {
         return Err(CoreError::forbidden(
-            "only the organisation holding the batch may label it",
+            "only the organisation that made or holds the batch may label it",
         ));
     }
     if batch.product_id != run.product_id {

@@ -150,6 +150,8 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub base: String,
     pub db: Database,
+    /// The server's data folder: signing keys under `keys/`, label runs under `label-runs/`.
+    pub data_dir: tempfile::TempDir,
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
     // Dropped last: the schema or folder goes after the server and pool are gone.
@@ -163,7 +165,16 @@ impl TestApp {
         let db = test_db.open();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = suyuan_server::AppState::new(db.clone());
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let settings = suyuan_server::minting::MintSettings {
+            env_key: None,
+            threads: Some(1),
+            labels_per_file: 48,
+            ..suyuan_server::minting::MintSettings::in_data_dir(data_dir.path())
+        };
+        let minter = suyuan_server::minting::Minter::start(db.clone(), settings).expect("minter");
+        let mut state = suyuan_server::AppState::new(db.clone()).with_minter(minter);
+        state.public_host = "t.cn".into();
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -176,6 +187,7 @@ impl TestApp {
         Some(TestApp {
             base,
             db,
+            data_dir,
             handle: Some(handle),
             thread: Some(thread),
             test_db,
@@ -228,6 +240,32 @@ impl TestApp {
 
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
         self.call("POST", path, token, Some(body))
+    }
+
+    /// A GET of raw bytes (PDFs, CSV, pages) with an optional `Accept`: status, content type and body.
+    pub fn fetch(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        accept: Option<&str>,
+    ) -> (u16, String, Vec<u8>) {
+        let mut req = ureq::get(&self.url(path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        if let Some(a) = accept {
+            req = req.set("Accept", a);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("request failed: {e}"),
+        };
+        let status = resp.status();
+        let content_type = resp.header("Content-Type").unwrap_or_default().to_owned();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("read body");
+        (status, content_type, body)
     }
 
     /// Row counts of every table, to show that a refused request changed nothing.

@@ -7,8 +7,8 @@
 use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use suyuan_core::model::{BatchStatus, LabelLookup, LabelRef, LabelState};
-use suyuan_core::store::{batches, labels};
-use suyuan_core::{BatchId, ProductId};
+use suyuan_core::store::{batches, labels, DbConnection};
+use suyuan_core::{BatchId, CoreResult, ProductId};
 use suyuan_label_gen::{LabelSerial, Verdict};
 use utoipa::{IntoParams, ToSchema};
 
@@ -92,42 +92,43 @@ pub async fn verify(
     query: web::Query<VerifyQuery>,
 ) -> ApiResult<HttpResponse> {
     let code = query.into_inner().code;
-    let answer = blocking(&state, move |db| {
-        db.read(|c| {
-            let keys = super::verifying_keys(&labels::list_keys(c)?)?;
-            Ok(match suyuan_label_gen::verify(&code, &keys) {
-                Verdict::Genuine { serial, .. } => {
-                    let found = labels::lookup(
-                        c,
-                        LabelRef {
-                            key_id: i64::from(serial.key_id().get()),
-                            sequence: i64::try_from(serial.sequence()).unwrap_or(i64::MAX),
-                        },
-                    )?;
-                    genuine(c, serial, found)?
-                }
-                Verdict::InvalidSignature { serial } => {
-                    VerifyAnswer::bare(VerdictKind::InvalidSignature, Some(serial))
-                }
-                Verdict::UnknownKey { serial, .. } => {
-                    VerifyAnswer::bare(VerdictKind::UnknownKey, Some(serial))
-                }
-                Verdict::Malformed(why) => VerifyAnswer {
-                    reason: Some(why.to_string()),
-                    ..VerifyAnswer::bare(VerdictKind::Malformed, None)
-                },
-            })
-        })
-    })
-    .await?;
+    let answer = blocking(&state, move |db| db.read(|c| check(c, &code))).await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 
+/// The verdict on `code` (a URL, a path or the digits) and, for a genuine code, what the database says
+/// about the label. Shared by this endpoint and the label URL itself.
+pub fn check(c: &mut DbConnection, code: &str) -> CoreResult<VerifyAnswer> {
+    let keys = super::verifying_keys(&labels::list_keys(c)?)?;
+    Ok(match suyuan_label_gen::verify(code, &keys) {
+        Verdict::Genuine { serial, .. } => {
+            let found = labels::lookup(
+                c,
+                LabelRef {
+                    key_id: i64::from(serial.key_id().get()),
+                    sequence: i64::try_from(serial.sequence()).unwrap_or(i64::MAX),
+                },
+            )?;
+            genuine(c, serial, found)?
+        }
+        Verdict::InvalidSignature { serial } => {
+            VerifyAnswer::bare(VerdictKind::InvalidSignature, Some(serial))
+        }
+        Verdict::UnknownKey { serial, .. } => {
+            VerifyAnswer::bare(VerdictKind::UnknownKey, Some(serial))
+        }
+        Verdict::Malformed(why) => VerifyAnswer {
+            reason: Some(why.to_string()),
+            ..VerifyAnswer::bare(VerdictKind::Malformed, None)
+        },
+    })
+}
+
 fn genuine(
-    c: &mut suyuan_core::store::DbConnection,
+    c: &mut DbConnection,
     serial: LabelSerial,
     found: LabelLookup,
-) -> suyuan_core::CoreResult<VerifyAnswer> {
+) -> CoreResult<VerifyAnswer> {
     let batch_status = match found.batch_id {
         Some(id) => Some(batches::get(c, id)?.status),
         None => None,
