@@ -1,13 +1,65 @@
-//! The IoT gateway: subscribes to MQTT and ingests sensor readings and camera images from farms and storage
-//! rooms into the database, acknowledging a message only once it is stored.
+//! The IoT gateway: subscribes to MQTT and ingests sensor readings and camera images from farms
+//! and storage rooms, acknowledging a message only once it is safe.
 //!
-//! The database-independent core comes first: topics, telemetry payloads, refusal counters and settings.
+//! # The delivery guarantee
+//!
+//! Nothing acknowledged is ever lost. Devices publish at QoS 1; the gateway acknowledges a
+//! message (PUBACK) only after it is durably stored — committed to the database, or, while the
+//! database is unreachable, appended and fsynced to the local [`Spool`] — and acknowledgements go
+//! out in arrival order, as MQTT requires. A crash before the acknowledgement makes the broker
+//! redeliver; a crash after it finds the message in the database or the spool. Either way a
+//! message can arrive twice, so every write is idempotent: readings on [`ReadingKey`], images on
+//! their SHA-256, alerts on (rule, device, opened_at). A message that is wrong in itself is
+//! *refused*: acknowledged (so it is not redelivered forever), counted by [`Reason`], never
+//! stored; the gateway keeps running.
+//!
+//! # Layout
+//!
+//! This crate holds the part of the gateway that needs no database and no broker; the MQTT loop
+//! and the database writes are wired in by the `suyuan` binary.
+//!
+//! - [`topic`] — `{prefix}/{site}/{device}/telemetry | image/jpeg/{ts} | status`, and the
+//!   (shared) subscription filters;
+//! - [`reading`] — telemetry JSON to flat [`Reading`]s, units from key suffixes, plausible ranges,
+//!   the idempotency key;
+//! - [`message`] — one message, topic and payload, to what it means ([`parse_message`]);
+//! - [`image`] — JPEG checks (pixel limit from the header before decoding), thumbnails, storage
+//!   by content hash;
+//! - [`spool`] — the durable store-and-forward queue for database outages;
+//! - [`rules`] — threshold and no-data alerts on event time, late backfill marked late;
+//! - [`counters`] — the stable refusal codes and their counters;
+//! - [`config`] — every setting with its default;
+//! - [`error`] — the one error type, and the refused-versus-not-stored policy.
+//!
+//! The gateway's README (`iot-gateway/README.md`) documents topics, payloads, units, limits and
+//! refusal codes for device makers.
 
 pub mod config;
 pub mod counters;
 pub mod error;
 pub mod image;
+pub mod message;
 pub mod reading;
 pub mod rules;
 pub mod spool;
 pub mod topic;
+
+pub use config::{
+    GatewayConfig, ImageLimits, RuleConfig, SpoolConfig, TelemetryLimits, TopicConfig,
+    EARLIEST_TS_MS,
+};
+pub use counters::{
+    CounterSnapshot, Reason, RecentRefusals, Refusal, RefusalCounters, RefusalEntry,
+};
+pub use error::Error;
+pub use image::{check_jpeg, sha256_hex, thumbnail_jpeg, CheckedJpeg, MediaStore, StoredImage};
+pub use message::{parse_message, MessageKind, Parsed};
+pub use reading::{
+    parse_status, parse_telemetry, DeviceStatus, Reading, ReadingKey, Telemetry, Unit, NO_SEQ,
+};
+pub use rules::{
+    AlertClosed, AlertEvent, AlertKind, AlertOpened, Evaluator, NoDataRule, NoDataState, Rule,
+    RuleId, RuleStates, ThresholdPhase, ThresholdRule, ThresholdState,
+};
+pub use spool::{DrainError, Spool, SpoolBatch, SpoolPosition, SpoolStats, SpooledMessage};
+pub use topic::{BadTopic, Channel, ClientId, DeviceTopic, InvalidClientId, SiteId, Topics};
