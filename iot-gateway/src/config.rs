@@ -67,7 +67,20 @@ impl GatewayConfig {
         self.telemetry.validate()?;
         self.images.validate()?;
         self.spool.validate()?;
-        self.rules.validate()
+        self.rules.validate()?;
+        // The spool must hold the largest image with its topic and framing (a kilobyte covers
+        // them: topics are short).
+        let largest = self.images.max_bytes as u64 + 1024;
+        if self.spool.segment_bytes < largest {
+            return Err(bad(
+                "spool.segment_bytes",
+                format!(
+                    "{} cannot hold an image of images.max_bytes ({}) with its framing",
+                    self.spool.segment_bytes, self.images.max_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -348,6 +361,15 @@ mod tests {
         let mut config = GatewayConfig::default();
         config.images.thumb_quality = 0;
         assert!(config.validate().is_err());
+        let mut config = GatewayConfig::default();
+        config.images.max_bytes = 20 * 1024 * 1024;
+        assert!(matches!(
+            config.validate(),
+            Err(Error::Config {
+                setting: "spool.segment_bytes",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -99,7 +99,9 @@ fn telemetry(minute: i64, seq: u64, temp: f64) -> SpooledMessage {
 fn acknowledged_readings_survive_an_outage_and_a_crash_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = GatewayConfig::under_data(dir.path());
+    // Small segments, so the outage spans several and drained ones are deleted.
     config.spool.segment_bytes = 4096;
+    config.images.max_bytes = 2048;
     config.validate().unwrap();
     let rule = Rule::Threshold(ThresholdRule {
         id: RuleId(1),
