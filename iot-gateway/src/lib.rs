@@ -28,6 +28,7 @@
 //! - [`spool`] — the durable store-and-forward queue for database outages;
 //! - [`rules`] — threshold and no-data alerts on event time, late backfill marked late;
 //! - [`counters`] — the stable refusal codes and their counters;
+//! - [`store`] — what the gateway needs from the database, as a trait;
 //! - [`config`] — every setting with its default;
 //! - [`error`] — the one error type, and the refused-versus-not-stored policy.
 //!
@@ -42,6 +43,7 @@ pub mod message;
 pub mod reading;
 pub mod rules;
 pub mod spool;
+pub mod store;
 pub mod topic;
 
 pub use config::{
@@ -62,4 +64,5 @@ pub use rules::{
     RuleId, RuleStates, ThresholdPhase, ThresholdRule, ThresholdState,
 };
 pub use spool::{DrainError, Spool, SpoolBatch, SpoolPosition, SpoolStats, SpooledMessage};
+pub use store::{Accepted, AcceptedKind, DeviceInfo, DeviceKind, Store, StoreError};
 pub use topic::{BadTopic, Channel, ClientId, DeviceTopic, InvalidClientId, SiteId, Topics};
