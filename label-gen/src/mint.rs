@@ -7,8 +7,8 @@
 //! Why it is shaped this way:
 //!
 //! - **Files are independent**, so the run is split into file-sized chunks and worker threads take
-//!   chunks in order; each worker signs, encodes, lays out and writes its chunk. printpdf
-//!   documents are single-threaded (`Rc`), which suits one document per worker.
+//!   chunks in order; each worker signs, encodes, lays out and writes its chunk. The font subset
+//!   and the label geometry are made once per run and shared.
 //! - **Memory stays bounded** by the file size (labels per file × workers), whatever the run size.
 //! - **Files appear complete or not at all**: each is written as `*.part` and renamed.
 //! - **The manifest is in serial order** (the main thread reorders what the workers send), one
@@ -85,9 +85,9 @@ pub struct PhaseTimes {
     pub sign: Duration,
     /// QR encoding (segments, error correction, mask) and 1-bit packing.
     pub encode: Duration,
-    /// Adding labels to PDF pages.
+    /// Adding labels to PDF pages, compressing each page as it fills.
     pub layout: Duration,
-    /// Serialising PDFs (font subsetting, compression) and writing them to disk.
+    /// Ending the PDFs (page tree, cross-reference stream) and writing them to disk.
     pub write: Duration,
     /// Writing the manifest (main thread).
     pub manifest: Duration,

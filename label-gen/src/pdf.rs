@@ -3,49 +3,64 @@
 //! Why the PDF looks the way it does:
 //!
 //! - **The QR is a 1-bit image at one pixel per module** (`/DeviceGray`, `/BitsPerComponent 1`,
-//!   `/Interpolate false`), placed at a size of a whole number of printer dots per module (4 dots
-//!   = 0.5 mm at 203 dpi by default) and at a position on the printer's dot grid counted from the
-//!   page's top-left corner. A renderer then maps every module to exactly N×N dots: crisp edges, no
-//!   grey. One pixel per module is also the most compact: 246 bytes for a version 6 code. The
-//!   4-module quiet zone is reserved as blank space by the layout rather than stored as white
-//!   pixels (nothing else is drawn there), which saves a third of every image.
+//!   `/Interpolate` left at its default, false), placed at a size of a whole number of printer
+//!   dots per module (4 dots = 0.5 mm at 203 dpi by default) and at a position on the printer's
+//!   dot grid counted from the page's top-left corner. A renderer then maps every module to
+//!   exactly N×N dots: crisp edges, no grey. One pixel per module is also the most compact: 246
+//!   bytes for a version 6 code. The 4-module quiet zone is reserved as blank space by the layout
+//!   rather than stored as white pixels (nothing else is drawn there), which saves a third of
+//!   every image.
 //! - **Each label's QR is written once** (every code is unique, so there is nothing to share), by
 //!   default as an *inline image* in the page's content stream ([`QrImageMode::Inline`]), or as an
-//!   image XObject of its own ([`QrImageMode::XObject`]). Inline is the default because it is a
-//!   third smaller and faster: on 50,000 labels (A4 3×8, 2 shared cores) 348 bytes per label and
-//!   about 20,700 labels/s inline, against 526 bytes and about 15,500 labels/s as XObjects. An
-//!   XObject costs an object, a dictionary, an xref entry and — in printpdf 0.7 — two futile
-//!   Flate attempts at save (the 246 bytes of a code are near-random, so Flate never shrinks them
-//!   and printpdf stores them raw after trying twice). Inline, the code is ASCII-hex in the page
-//!   stream, which is Flate-compressed once per page and squeezes the hex back to about the raw
-//!   size. Inline images are meant for exactly this: images of less than 4 KB.
-//! - **The CJK font is embedded as a subset** (printpdf's `font_subsetting`, which uses allsorts),
-//!   so the file prints anywhere and stays small. printpdf 0.7 embeds fonts as TrueType
-//!   (`/FontFile2`), so the font must have TrueType outlines: WenQuanYi Micro Hei or Droid Sans
-//!   Fallback work, the CFF-based Noto Sans CJK does not. The font comes from the configured path
-//!   (setting [`FONT_SETTING`]) or a search of the usual Debian locations.
-//! - **Runs are split into files** of a bounded number of labels: printpdf keeps the whole document
-//!   in memory until it is saved.
+//!   image XObject of its own ([`QrImageMode::XObject`]). Inline is the default because it is the
+//!   smaller: on 50,000 labels, 298 against 422 bytes per label on A4 3×8, 515 against 595 on the
+//!   50×30 roll. An XObject costs an object header and a cross-reference entry, and on a roll a
+//!   resources dictionary per page to name it; inline, the code is ASCII-hex in the page stream,
+//!   whose Flate squeezes the hex back to about the raw size. XObjects are the faster of the two
+//!   (no Flate over the hex: about 51,000 against 35,000 labels/s on A4 3×8 on 2 shared cores),
+//!   but both are far beyond what printing needs.
+//! - **What every label repeats is written once per file**: the template's text (product name
+//!   and fields) is a form XObject drawn in each cell, and the pages share one resources
+//!   dictionary and one media box through the page tree. Only the QR, the short code and three
+//!   placements differ from label to label.
+//! - **The file is written by a small writer of its own** (`pdf/writer.rs`): page dictionaries in
+//!   compressed object streams, a compressed cross-reference stream (PDF 1.5). On a roll, where
+//!   every label is a page, this is what matters: printpdf 0.7 gave each page an optional-content
+//!   group (listed three times in the catalog), a page dictionary with four boxes and an empty
+//!   annotation list, a resources dictionary, two cross-reference entries, and the template's
+//!   text in its content, compressed alone. That came to 1,055 bytes per roll label; now 515, of
+//!   which about 430 are the page's compressed content (the QR takes about 280 of them) and 65 the
+//!   content stream's object header.
+//! - **The CJK font is embedded as a subset**, made once per run (`pdf/subset.rs`, printpdf's
+//!   `font_subsetting`, which uses allsorts) and copied into each file, so every file prints
+//!   anywhere and stays small (about 9 KB for the sample template). printpdf 0.7 embeds fonts as
+//!   TrueType (`/FontFile2`), so the font must have TrueType outlines: WenQuanYi Micro Hei or
+//!   Droid Sans Fallback work, the CFF-based Noto Sans CJK does not. The font comes from the
+//!   configured path (setting [`FONT_SETTING`]) or a search of the usual Debian locations.
+//! - **Runs are split into files** of a bounded number of labels: a file is built in memory (as
+//!   compressed pages) and written at once, so memory stays bounded whatever the run size, and
+//!   printing can start with the first file.
 //!
-//! Why printpdf 0.7 and not 0.8 or later: from 0.8 on, font subsetting needs the `text_layout`
-//! feature, which pulls in the azul layout/HTML stack (and 0.8 always builds svg2pdf); 0.7 subsets
-//! with only allsorts, and its plain image API has a 1-bit type (`ColorBits::Bit1`), so the QR
-//! bitmap goes in unchanged. One 0.7 quirk to know: printpdf compresses streams (Flate) only in
-//! builds without debug assertions, so PDFs from debug builds (tests) are several times larger.
+//! Why printpdf 0.7 for the font, and not 0.8 or later: from 0.8 on, font subsetting needs the
+//! `text_layout` feature, which pulls in the azul layout/HTML stack (and 0.8 always builds
+//! svg2pdf); 0.7 subsets with only allsorts and builds the Type0 font objects (widths,
+//! `ToUnicode`) that the label files copy.
 //!
 //! Coordinates: layout settings are in millimetres from the page's top-left corner (as a person
 //! measures a label sheet); conversion to PDF's bottom-left origin happens only when drawing.
 
-use std::io::Cursor;
+use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use printpdf::lopdf::content::Operation;
-use printpdf::lopdf::{Object, StringFormat};
-use printpdf::{
-    ColorBits, ColorSpace, Image, ImageTransform, ImageXObject, IndirectFontRef, Line, Mm,
-    PdfDocument, PdfDocumentReference, PdfLayerReference, Point, Px,
-};
+use printpdf::lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat};
+
+mod subset;
+mod writer;
+
+use subset::SubsetFont;
+use writer::{deflate, serialize, PdfWriter};
 
 use crate::qr::{Bitmap, QrMatrix, QUIET_ZONE};
 use crate::serial::LabelSerial;
@@ -181,7 +196,7 @@ impl LabelFont {
     }
 
     /// Glyph id and advance width (in em) of each character of `text`; fails on a character
-    /// without a glyph (printpdf would silently drop it).
+    /// without a glyph (it would print as an empty box, or not at all).
     fn shape(&self, text: &str) -> Result<Vec<Glyph>, Error> {
         let face = ttf_parser::Face::parse(&self.bytes, 0)
             .map_err(|e| Error::Pdf(format!("font reparse failed: {e}")))?;
@@ -440,11 +455,12 @@ pub struct SheetOptions {
 /// How each label's QR image is stored in the PDF; both are 1-bit DeviceGray, one pixel per module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QrImageMode {
-    /// An inline image (`BI … ID … EI`) in the page content stream: smaller and faster (see the
-    /// module docs for measurements).
+    /// An inline image (`BI … ID … EI`) in the page content stream: the smaller (see the module
+    /// docs for measurements).
     #[default]
     Inline,
-    /// An image XObject per label, through printpdf's image API (`ColorBits::Bit1`).
+    /// An image XObject per label (uncompressed: the bits of a code are near-random): the faster,
+    /// about 40 % larger.
     XObject,
 }
 
@@ -477,16 +493,24 @@ struct PlacedLine {
 #[derive(Debug, Clone)]
 pub struct LabelLayout {
     options: SheetOptions,
-    font: LabelFont,
     qr_modules: usize,
     qr_x: f32,
     qr_y: f32,
     qr_mm: f32,
     code_size_pt: f32,
     code_baseline: f32,
-    /// Glyphs of `0`–`9` and space, for the short code.
+    /// Glyphs of `0`–`9` and space, for the short code (ids in the subset).
     code_glyphs: Vec<Glyph>,
+    /// The template's lines; drawing uses `template_form`, made from them.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the layout tests check where each line went")
+    )]
     lines: Vec<PlacedLine>,
+    /// The font subset every file of the run embeds.
+    subset: Arc<SubsetFont>,
+    /// The template's text as a form XObject in cell coordinates, compressed once per run.
+    template_form: Stream,
 }
 
 impl LabelLayout {
@@ -580,9 +604,28 @@ impl LabelLayout {
             ))
         })?;
 
+        // One font subset for the run: the short code's glyphs and the template's.
+        let mut used: BTreeSet<u16> = code_glyphs.iter().map(|g| g.id).collect();
+        for line in &lines {
+            used.extend(
+                line.glyphs
+                    .chunks_exact(2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]])),
+            );
+        }
+        let subset = SubsetFont::new(font, &used, FONT_FIRST_ID)?;
+        let mut code_glyphs = code_glyphs;
+        for g in &mut code_glyphs {
+            g.id = subset.glyph(g.id);
+        }
+        let mut lines = lines;
+        for line in &mut lines {
+            line.glyphs = subset.renumber_text(&line.glyphs);
+        }
+        let template_form = template_form(&lines, cell_w, cell_h, subset.font_id())?;
+
         Ok(Self {
             options: options.clone(),
-            font: font.clone(),
             qr_modules,
             qr_x: pad,
             qr_y,
@@ -591,7 +634,27 @@ impl LabelLayout {
             code_baseline,
             code_glyphs,
             lines,
+            subset: Arc::new(subset),
+            template_form,
         })
+    }
+
+    /// A resource dictionary: the font, the template and the given images as `/Q0`, `/Q1`, …
+    fn resources(&self, images: &[u32]) -> Dictionary {
+        let mut xobjects = Dictionary::from_iter([("T", Object::Reference((TEMPLATE_ID, 0)))]);
+        for (i, id) in images.iter().enumerate() {
+            xobjects.set(format!("Q{i}"), Object::Reference((*id, 0)));
+        }
+        Dictionary::from_iter([
+            (
+                "Font",
+                Object::Dictionary(Dictionary::from_iter([(
+                    "F",
+                    Object::Reference(self.subset.font_id()),
+                )])),
+            ),
+            ("XObject", Object::Dictionary(xobjects)),
+        ])
     }
 
     /// The options this layout was made for.
@@ -744,33 +807,121 @@ fn wrap(font: &LabelFont, text: &str, size_mm: f32, width: f32) -> Result<Vec<Ve
     Ok(lines)
 }
 
+/// The template's lines as a form XObject whose origin is the cell's top-left corner (y up, in
+/// points), so that one copy per file serves every label: on a roll, where each label is a page,
+/// the text would otherwise be repeated, and compressed alone, on every page.
+fn template_form(
+    lines: &[PlacedLine],
+    cell_w_mm: f32,
+    cell_h_mm: f32,
+    font: ObjectId,
+) -> Result<Stream, Error> {
+    let mut content = Vec::new();
+    content.extend_from_slice(b"BT\n");
+    for line in lines {
+        content.extend_from_slice(b"/F ");
+        push_num(&mut content, line.size_pt);
+        content.extend_from_slice(b"Tf 1 0 0 1 ");
+        push_mm(&mut content, line.x_mm);
+        push_mm(&mut content, -line.baseline_mm);
+        content.extend_from_slice(b"Tm ");
+        push_hex_string(&mut content, &line.glyphs);
+        content.extend_from_slice(b" Tj\n");
+    }
+    content.extend_from_slice(b"ET\n");
+    let dict = Dictionary::from_iter([
+        ("Type", Object::Name(b"XObject".to_vec())),
+        ("Subtype", Object::Name(b"Form".to_vec())),
+        (
+            "BBox",
+            Object::Array(vec![
+                0.into(),
+                Object::Real(-cell_h_mm / MM_PER_PT),
+                Object::Real(cell_w_mm / MM_PER_PT),
+                0.into(),
+            ]),
+        ),
+        (
+            "Resources",
+            Object::Dictionary(Dictionary::from_iter([(
+                "Font",
+                Object::Dictionary(Dictionary::from_iter([("F", Object::Reference(font))])),
+            )])),
+        ),
+    ]);
+    let mut stream = Stream::new(dict, content);
+    stream
+        .compress()
+        .map_err(|e| Error::Pdf(format!("compressing the template: {e}")))?;
+    Ok(stream)
+}
+
+/// Object numbers of the parts every label file has; pages and their contents follow the font.
+const CATALOG_ID: u32 = 1;
+const PAGES_ID: u32 = 2;
+const INFO_ID: u32 = 3;
+const RESOURCES_ID: u32 = 4;
+const TEMPLATE_ID: u32 = 5;
+const FONT_FIRST_ID: u32 = 6;
+
 /// One PDF file being filled with labels, page after page.
+///
+/// Pages are written as they fill: each page's content is compressed and appended to the file
+/// when the next page starts, so a file in progress holds compressed bytes only.
 pub struct LabelSheet<'a> {
     layout: &'a LabelLayout,
-    doc: PdfDocumentReference,
-    font: IndirectFontRef,
-    layer: PdfLayerReference,
+    pdf: PdfWriter,
+    /// Content of the page being filled.
+    content: Vec<u8>,
+    /// Image XObjects of the page being filled ([`QrImageMode::XObject`] only).
+    images: Vec<u32>,
+    /// Pages written so far: the content stream's id and, for pages with images, their
+    /// resources. Page objects are written at the end, numbered in a row, so that their
+    /// cross-reference entries are alike and compress to almost nothing.
+    pages: Vec<(u32, Option<Dictionary>)>,
     labels: usize,
+}
+
+impl std::fmt::Debug for LabelSheet<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabelSheet")
+            .field("labels", &self.labels)
+            .field("pages", &self.pages.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> LabelSheet<'a> {
     fn new(layout: &'a LabelLayout) -> Result<Self, Error> {
-        let l = &layout.options.layout;
-        let (doc, page, layer) = PdfDocument::new(
-            layout.options.title.clone(),
-            Mm(l.page_width_mm),
-            Mm(l.page_height_mm),
-            "labels",
-        );
-        let font = doc
-            .add_external_font(Cursor::new(layout.font.bytes.as_slice()))
-            .map_err(|e| Error::Pdf(format!("embedding {}: {e}", layout.font.path.display())))?;
-        let layer = doc.get_page(page).get_layer(layer);
+        let mut pdf = PdfWriter::new(64 * 1024, layout.subset.end_id());
+        pdf.put(
+            CATALOG_ID,
+            &Object::Dictionary(Dictionary::from_iter([
+                ("Type", Object::Name(b"Catalog".to_vec())),
+                ("Pages", Object::Reference((PAGES_ID, 0))),
+            ])),
+        )?;
+        pdf.put(
+            INFO_ID,
+            &Object::Dictionary(Dictionary::from_iter([
+                ("Title", text_string(&layout.options.title)),
+                (
+                    "Producer",
+                    text_string(concat!("suyuan-label-gen ", env!("CARGO_PKG_VERSION"))),
+                ),
+            ])),
+        )?;
+        pdf.put(RESOURCES_ID, &Object::Dictionary(layout.resources(&[])))?;
+        pdf.put(TEMPLATE_ID, &Object::Stream(layout.template_form.clone()))?;
+        for (id, object) in layout.subset.objects() {
+            pdf.put(id, object)?;
+        }
         Ok(Self {
             layout,
-            doc,
-            font,
-            layer,
+            pdf,
+            content: Vec::with_capacity(16 * 1024),
+            images: Vec::new(),
+            pages: Vec::new(),
             labels: 0,
         })
     }
@@ -799,10 +950,7 @@ impl<'a> LabelSheet<'a> {
         let per_page = l.labels_per_page();
         let slot = self.labels % per_page;
         if self.labels > 0 && slot == 0 {
-            let (page, layer) =
-                self.doc
-                    .add_page(Mm(l.page_width_mm), Mm(l.page_height_mm), "labels");
-            self.layer = self.doc.get_page(page).get_layer(layer);
+            self.close_page()?;
         }
         self.labels += 1;
 
@@ -814,7 +962,14 @@ impl<'a> LabelSheet<'a> {
         let page_h = l.page_height_mm;
 
         if layout.options.outline_cells {
-            self.outline(cell_x, cell_y, cell_w, cell_h, page_h);
+            // q 0.2 w x y w h re S Q
+            let c = &mut self.content;
+            c.extend_from_slice(b"q 0.2 w ");
+            push_mm(c, cell_x);
+            push_mm(c, page_h - cell_y - cell_h);
+            push_mm(c, cell_w);
+            push_mm(c, cell_h);
+            c.extend_from_slice(b"re S Q\n");
         }
 
         // QR image, snapped to the printer's dot grid from the top-left corner of the page.
@@ -829,47 +984,26 @@ impl<'a> LabelSheet<'a> {
         let (x, y) = (qr_left + quiet, page_h - (qr_top + quiet) - code_mm);
         match layout.options.qr_image {
             QrImageMode::Inline => self.inline_image(&bitmap, x, y, code_mm),
-            QrImageMode::XObject => {
-                let px_per_inch = MM_PER_INCH / layout.options.print.module_mm();
-                let image = ImageXObject {
-                    width: Px(bitmap.width),
-                    height: Px(bitmap.height),
-                    color_space: ColorSpace::Greyscale,
-                    bits_per_component: ColorBits::Bit1,
-                    interpolate: false,
-                    image_data: bitmap.data,
-                    image_filter: None,
-                    smask: None,
-                    clipping_bbox: None,
-                };
-                Image::from(image).add_to_layer(
-                    self.layer.clone(),
-                    ImageTransform {
-                        translate_x: Some(Mm(x)),
-                        translate_y: Some(Mm(y)),
-                        dpi: Some(px_per_inch),
-                        ..ImageTransform::default()
-                    },
-                );
-            }
+            QrImageMode::XObject => self.image_xobject(bitmap, x, y, code_mm),
         }
 
         // Short code, centred under the QR.
         let (code, code_w) = layout.short_code(serial);
-        self.text(
-            code,
-            layout.code_size_pt,
-            qr_left + (layout.qr_mm - code_w) / 2.0,
-            page_h - (cell_y + layout.code_baseline),
-        );
-        for line in &layout.lines {
-            self.text(
-                line.glyphs.clone(),
-                line.size_pt,
-                cell_x + line.x_mm,
-                page_h - (cell_y + line.baseline_mm),
-            );
-        }
+        let c = &mut self.content;
+        c.extend_from_slice(b"BT /F ");
+        push_num(c, layout.code_size_pt);
+        c.extend_from_slice(b"Tf ");
+        push_mm(c, qr_left + (layout.qr_mm - code_w) / 2.0);
+        push_mm(c, page_h - (cell_y + layout.code_baseline));
+        c.extend_from_slice(b"Td ");
+        push_hex_string(c, &code);
+        c.extend_from_slice(b" Tj ET\n");
+
+        // The template's text, drawn once in the file and placed in every cell.
+        c.extend_from_slice(b"q 1 0 0 1 ");
+        push_mm(c, cell_x);
+        push_mm(c, page_h - cell_y);
+        c.extend_from_slice(b"cm /T Do Q\n");
         Ok(())
     }
 
@@ -877,88 +1011,155 @@ impl<'a> LabelSheet<'a> {
     /// (`x_mm`, `y_mm`) in PDF coordinates:
     ///
     /// ```text
-    /// q  s 0 0 s x y cm  BI /W n /H n /BPC 1 /CS /G /F /AHx ID <hex>> EI  Q
+    /// q s 0 0 s x y cm BI /W n /H n /BPC 1 /CS /G /F /AHx ID <hex>> EI Q
     /// ```
     ///
-    /// ASCII-hex because lopdf's content encoder can only carry text; the page stream's Flate
-    /// takes the hex back to about the raw size. Decode defaults to `[0 1]`: a 0 bit is black.
-    fn inline_image(&self, bitmap: &Bitmap, x_mm: f32, y_mm: f32, side_mm: f32) {
+    /// ASCII-hex rather than binary so that no byte sequence of a code can be taken for the `EI`
+    /// that ends the image (readers that search for it instead of counting bytes exist); the page
+    /// stream's Flate takes the hex back to about the raw size. Decode defaults to `[0 1]`: a 0
+    /// bit is black.
+    fn inline_image(&mut self, bitmap: &Bitmap, x_mm: f32, y_mm: f32, side_mm: f32) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = String::with_capacity(bitmap.data.len() * 2 + 1);
+        let c = &mut self.content;
+        c.extend_from_slice(b"q ");
+        push_mm(c, side_mm);
+        c.extend_from_slice(b"0 0 ");
+        push_mm(c, side_mm);
+        push_mm(c, x_mm);
+        push_mm(c, y_mm);
+        let _ = writeln!(
+            c,
+            "cm BI /W {} /H {} /BPC 1 /CS /G /F /AHx ID",
+            bitmap.width, bitmap.height
+        );
+        c.reserve(bitmap.data.len() * 2 + 8);
         for b in &bitmap.data {
-            hex.push(char::from(HEX[usize::from(b >> 4)]));
-            hex.push(char::from(HEX[usize::from(b & 15)]));
+            c.push(HEX[usize::from(b >> 4)]);
+            c.push(HEX[usize::from(b & 15)]);
         }
-        hex.push('>');
-        let side = side_mm / MM_PER_PT;
-        let name = |n: &[u8]| Object::Name(n.to_vec());
-        let pixels = i64::try_from(bitmap.width).unwrap_or(i64::MAX);
-        self.layer.save_graphics_state();
-        self.layer.add_operation(Operation::new(
-            "cm",
-            vec![
-                side.into(),
-                0.into(),
-                0.into(),
-                side.into(),
-                (x_mm / MM_PER_PT).into(),
-                (y_mm / MM_PER_PT).into(),
-            ],
-        ));
-        self.layer.add_operation(Operation::new("BI", vec![]));
-        self.layer.add_operation(Operation::new(
-            "ID",
-            vec![
-                name(b"W"),
-                pixels.into(),
-                name(b"H"),
-                pixels.into(),
-                name(b"BPC"),
-                1.into(),
-                name(b"CS"),
-                name(b"G"),
-                name(b"F"),
-                name(b"AHx"),
-            ],
-        ));
-        // The data goes where an operator would; lopdf writes it verbatim, then a newline.
-        self.layer.add_operation(Operation::new(&hex, vec![]));
-        self.layer.add_operation(Operation::new("EI", vec![]));
-        self.layer.restore_graphics_state();
+        c.extend_from_slice(b">\nEI Q\n");
     }
 
-    /// Draws glyphs at a baseline position (PDF coordinates, mm).
-    ///
-    /// Not printpdf's `use_text`: its `write_text` clones the whole font (megabytes for a CJK font)
-    /// on every call, which made laying out a label take milliseconds. The glyph ids were looked up
-    /// once in [`LabelLayout`]; printpdf still finds them in the `Tj` operations when it subsets
-    /// the font on save.
-    fn text(&self, glyphs: Vec<u8>, size_pt: f32, x_mm: f32, y_mm: f32) {
-        self.layer.begin_text_section();
-        self.layer.set_font(&self.font, size_pt);
-        self.layer.set_text_cursor(Mm(x_mm), Mm(y_mm));
-        self.layer.add_operation(Operation::new(
-            "Tj",
-            vec![Object::String(glyphs, StringFormat::Hexadecimal)],
-        ));
-        self.layer.end_text_section();
+    /// Paints a 1-bit image stored as an image XObject of its own (uncompressed: the bits of a
+    /// code are near-random and Flate does not shrink them).
+    fn image_xobject(&mut self, bitmap: Bitmap, x_mm: f32, y_mm: f32, side_mm: f32) {
+        let id = self.pdf.reserve();
+        let dict = Dictionary::from_iter([
+            ("Type", Object::Name(b"XObject".to_vec())),
+            ("Subtype", Object::Name(b"Image".to_vec())),
+            ("Width", Object::Integer(bitmap.width as i64)),
+            ("Height", Object::Integer(bitmap.height as i64)),
+            ("ColorSpace", Object::Name(b"DeviceGray".to_vec())),
+            ("BitsPerComponent", Object::Integer(1)),
+        ]);
+        self.pdf.put_stream(id, &dict, &bitmap.data);
+        let c = &mut self.content;
+        c.extend_from_slice(b"q ");
+        push_mm(c, side_mm);
+        c.extend_from_slice(b"0 0 ");
+        push_mm(c, side_mm);
+        push_mm(c, x_mm);
+        push_mm(c, y_mm);
+        let _ = writeln!(c, "cm /Q{} Do Q", self.images.len());
+        self.images.push(id);
     }
 
-    fn outline(&self, x: f32, y: f32, w: f32, h: f32, page_h: f32) {
-        let p = |x: f32, y: f32| (Point::new(Mm(x), Mm(page_h - y)), false);
-        self.layer.set_outline_thickness(0.2);
-        self.layer.add_line(Line {
-            points: vec![p(x, y), p(x + w, y), p(x + w, y + h), p(x, y + h)],
-            is_closed: true,
-        });
+    /// Writes the content stream of the page being filled (compressed).
+    fn close_page(&mut self) -> Result<(), Error> {
+        let (content, compressed) = deflate(std::mem::take(&mut self.content))?;
+        let content_id = self.pdf.reserve();
+        let mut dict = Dictionary::new();
+        if compressed {
+            dict.set("Filter", Object::Name(b"FlateDecode".to_vec()));
+        }
+        self.pdf.put_stream(content_id, &dict, &content);
+        // Images are named per page, so a page with images has resources of its own.
+        let resources = (!self.images.is_empty()).then(|| self.layout.resources(&self.images));
+        self.images.clear();
+        self.pages.push((content_id, resources));
+        self.content = Vec::with_capacity(content.len() * 3);
+        Ok(())
     }
 
-    /// Serialises the PDF (font subset, streams compressed in release builds).
-    pub fn finish(self) -> Result<Vec<u8>, Error> {
-        let Self { doc, layer, .. } = self;
-        drop(layer);
-        doc.save_to_bytes().map_err(|e| Error::Pdf(e.to_string()))
+    /// Finishes the file and returns its bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>, Error> {
+        self.close_page()?;
+        let mut kids = Vec::with_capacity(self.pages.len());
+        for (content_id, resources) in std::mem::take(&mut self.pages) {
+            let page_id = self.pdf.reserve();
+            let mut page = format!("<</Type/Page/Parent {PAGES_ID} 0 R/Contents {content_id} 0 R")
+                .into_bytes();
+            if let Some(resources) = resources {
+                page.extend_from_slice(b"/Resources");
+                serialize(&mut page, &Object::Dictionary(resources));
+            }
+            page.extend_from_slice(b">>");
+            self.pdf.put_packed(page_id, page)?;
+            kids.push(Object::Reference((page_id, 0)));
+        }
+        let l = &self.layout.options.layout;
+        let count = kids.len() as i64;
+        let pages = Dictionary::from_iter([
+            ("Type", Object::Name(b"Pages".to_vec())),
+            ("Kids", Object::Array(kids)),
+            ("Count", Object::Integer(count)),
+            (
+                "MediaBox",
+                Object::Array(vec![
+                    0.into(),
+                    0.into(),
+                    Object::Real(l.page_width_mm / MM_PER_PT),
+                    Object::Real(l.page_height_mm / MM_PER_PT),
+                ]),
+            ),
+            ("Resources", Object::Reference((RESOURCES_ID, 0))),
+        ]);
+        self.pdf.put(PAGES_ID, &Object::Dictionary(pages))?;
+        self.pdf.finish(CATALOG_ID, INFO_ID)
     }
+}
+
+/// A PDF text string: literal if it is printable ASCII, else UTF-16BE with a byte order mark.
+fn text_string(text: &str) -> Object {
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        Object::string_literal(text)
+    } else {
+        let mut bytes = vec![0xfe, 0xff];
+        bytes.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+        Object::String(bytes, StringFormat::Hexadecimal)
+    }
+}
+
+/// Appends a number of points and a space to a content stream, with at most three decimals
+/// (a thousandth of a point is 0.35 µm).
+fn push_num(out: &mut Vec<u8>, value: f32) {
+    let start = out.len();
+    let _ = write!(out, "{value:.3}");
+    while out.len() > start && out.last() == Some(&b'0') {
+        out.pop();
+    }
+    if out.last() == Some(&b'.') {
+        out.pop();
+    }
+    if &out[start..] == b"-0" {
+        out.truncate(start);
+        out.push(b'0');
+    }
+    out.push(b' ');
+}
+
+/// Appends a length given in mm, in points.
+fn push_mm(out: &mut Vec<u8>, mm: f32) {
+    push_num(out, mm / MM_PER_PT);
+}
+
+/// Appends `<…>` with the bytes in hex.
+fn push_hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'<');
+    for b in bytes {
+        let _ = write!(out, "{b:02X}");
+    }
+    out.push(b'>');
 }
 
 #[cfg(test)]
@@ -1179,6 +1380,53 @@ pub(crate) mod tests {
                 for content in &decoded {
                     assert!(matches!(verify(content, &keys), Verdict::Genuine { .. }));
                 }
+            }
+        }
+    }
+
+    /// The glyphs are renumbered in the run's font subset; text extraction (through the font's
+    /// `ToUnicode` map) reads back what each label shows, so a wrong renumbering would show.
+    #[test]
+    fn labels_show_their_short_code_and_the_template_text() {
+        use crate::{LabelCode, MaskChoice, QrEncoder};
+        let font = font();
+        let key = crate::sign::tests::test_key(6, 6);
+        let encoder = QrEncoder::new("trace.huaning.cn", MaskChoice::default()).unwrap();
+        let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+        for layout in [PageLayout::roll_50x30(), PageLayout::a4_3x8()] {
+            let l = LabelLayout::new(
+                &font,
+                &SheetOptions::new(layout.clone()),
+                &template(),
+                encoder.size(),
+            )
+            .unwrap();
+            let mut sheet = l.start_sheet().unwrap();
+            let serial = LabelSerial::new(key.id(), 9_876_543).unwrap();
+            let code = LabelCode::mint(&key, serial).unwrap();
+            sheet
+                .add_label(serial, &encoder.encode(&code).unwrap())
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("label.pdf");
+            std::fs::write(&path, sheet.finish().unwrap()).unwrap();
+            let out = std::process::Command::new("pdftotext")
+                .arg(&path)
+                .arg("-")
+                .output()
+                .expect("pdftotext (Debian package poppler-utils) must be installed");
+            assert!(out.status.success());
+            let text = squeeze(&String::from_utf8(out.stdout).unwrap());
+            let t = template();
+            for expected in [serial.grouped(), t.product_name.clone()]
+                .into_iter()
+                .chain(t.fields.iter().cloned())
+            {
+                assert!(
+                    text.contains(&squeeze(&expected)),
+                    "{}: {expected:?} not in {text:?}",
+                    layout.name
+                );
             }
         }
     }
