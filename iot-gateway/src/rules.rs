@@ -254,6 +254,30 @@ impl RuleStates {
     pub fn no_data(&self, rule: RuleId, device: &ClientId) -> Option<&NoDataState> {
         self.no_data.get(&(rule, device.clone()))
     }
+
+    /// Adds another set of states (e.g. another device's, stored separately); `other` wins on a clash.
+    pub fn merge(&mut self, other: RuleStates) {
+        self.threshold.extend(other.threshold);
+        self.no_data.extend(other.no_data);
+    }
+
+    /// Splits the states by device, so that each device's can be stored (and locked) on its own.
+    pub fn split_by_device(self) -> HashMap<ClientId, RuleStates> {
+        let mut out: HashMap<ClientId, RuleStates> = HashMap::new();
+        for ((rule, device), state) in self.threshold {
+            out.entry(device.clone())
+                .or_default()
+                .threshold
+                .insert((rule, device), state);
+        }
+        for ((rule, device), state) in self.no_data {
+            out.entry(device.clone())
+                .or_default()
+                .no_data
+                .insert((rule, device), state);
+        }
+        out
+    }
 }
 
 #[derive(Serialize, Deserialize)]

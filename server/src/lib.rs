@@ -17,6 +17,7 @@ pub mod api;
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod iot;
 pub mod minting;
 pub mod openapi;
 pub mod pages;

@@ -47,6 +47,16 @@ use crate::api::*;
         label_runs::list::list,
         label_runs::get::get,
         label_runs::file::file,
+        devices::create::create,
+        devices::list::list,
+        devices::get::get,
+        sites::readings::readings,
+        sites::images::images,
+        images::get::original,
+        images::get::thumbnail,
+        rules::create::create,
+        rules::list::list,
+        gateway::refusals::refusals,
     )
 )]
 pub struct ApiDoc;

@@ -58,6 +58,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(label_runs::list::list)
                 .service(label_runs::get::get)
                 .service(label_runs::file::file)
+                .service(devices::create::create)
+                .service(devices::list::list)
+                .service(devices::get::get)
+                .service(sites::readings::readings)
+                .service(sites::images::images)
+                .service(images::get::original)
+                .service(images::get::thumbnail)
+                .service(rules::create::create)
+                .service(rules::list::list)
+                .service(gateway::refusals::refusals)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::request(
                         StatusCode::NOT_FOUND,

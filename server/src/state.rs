@@ -17,6 +17,8 @@ pub struct AppState {
     pub minter: Option<Arc<Minter>>,
     /// Host written into label URLs when a run does not name one (`SUYUAN_PUBLIC_HOST`).
     pub public_host: String,
+    /// Where the gateway keeps camera images (by content hash); `None`: no images are served.
+    pub media_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -27,6 +29,7 @@ impl AppState {
             secure_cookies: false,
             minter: None,
             public_host: "localhost".into(),
+            media_dir: None,
         }
     }
 

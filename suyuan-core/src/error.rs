@@ -49,6 +49,21 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// Whether the database refused the data itself (a foreign key, check or not-null constraint): the
+    /// same write would be refused again, so it is the data's fault, not the database's availability.
+    pub fn is_constraint_violation(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind as K, Error as D};
+        matches!(
+            self,
+            CoreError::Database(D::DatabaseError(
+                K::ForeignKeyViolation | K::CheckViolation | K::NotNullViolation,
+                _
+            ))
+        )
+    }
+}
+
+impl CoreError {
     /// A 422 with a stable code.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         CoreError::Invalid {

@@ -187,3 +187,30 @@ pub fn ensure_label_read(actor: &Actor, org: OrgId) -> CoreResult<()> {
         Err(CoreError::NotFound { what: "label run" })
     }
 }
+
+/// May the actor register devices? Operators do it for the organisations they serve.
+pub fn ensure_register_device(actor: &Actor) -> CoreResult<()> {
+    ensure_operator(actor)
+}
+
+/// May the actor read a site's devices, readings, images and rules? Its organisation, regulators and
+/// operators; to anyone else the site does not exist (404).
+pub fn ensure_read_site_data(actor: &Actor, site_org: OrgId) -> CoreResult<()> {
+    if reads_everything(actor.role) || actor.org_id == site_org {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound { what: "site" })
+    }
+}
+
+/// May the actor set rules on a site? Members of its organisation and operators.
+pub fn ensure_write_site_rules(actor: &Actor, site_org: OrgId) -> CoreResult<()> {
+    ensure_read_site_data(actor, site_org)?;
+    if actor.role == Role::Operator || (is_member(actor.role) && actor.org_id == site_org) {
+        Ok(())
+    } else {
+        Err(CoreError::forbidden(
+            "only members of the site's organisation and operators set its rules",
+        ))
+    }
+}

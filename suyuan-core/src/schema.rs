@@ -154,6 +154,12 @@ diesel::table! {
         message -> Text,
         opened_at -> BigInt,
         closed_at -> Nullable<BigInt>,
+        site_id -> Nullable<BigInt>,
+        device_id -> Nullable<BigInt>,
+        rule_id -> Nullable<BigInt>,
+        metric -> Nullable<Text>,
+        value -> Nullable<Double>,
+        late -> Bool,
     }
 }
 
@@ -212,6 +218,90 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    devices (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        site_id -> BigInt,
+        client_id -> Text,
+        kind -> Text,
+        name -> Text,
+        password_hash -> Text,
+        enabled -> Bool,
+        status -> Text,
+        status_at -> Nullable<BigInt>,
+        last_seen_at -> Nullable<BigInt>,
+        created_by -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    device_images (id) {
+        id -> BigInt,
+        device_id -> BigInt,
+        site_id -> BigInt,
+        taken_at -> BigInt,
+        sha256 -> Text,
+        bytes -> BigInt,
+        width -> BigInt,
+        height -> BigInt,
+        path -> Text,
+        thumb_path -> Text,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    iot_rules (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        site_id -> BigInt,
+        device_id -> Nullable<BigInt>,
+        kind -> Text,
+        name -> Text,
+        metric -> Nullable<Text>,
+        min_value -> Nullable<Double>,
+        max_value -> Nullable<Double>,
+        duration_ms -> BigInt,
+        enabled -> Bool,
+        created_by -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    device_rule_states (device_id) {
+        device_id -> BigInt,
+        state -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    gateway_refusals (reason) {
+        reason -> Text,
+        refused -> BigInt,
+        last_at -> BigInt,
+        last_topic -> Text,
+        last_detail -> Text,
+    }
+}
+
+diesel::table! {
+    readings (device_id, metric, ts, seq) {
+        device_id -> BigInt,
+        metric -> Text,
+        ts -> BigInt,
+        seq -> BigInt,
+        site_id -> BigInt,
+        value -> Double,
+        unit -> Text,
+        received_at -> BigInt,
+        late -> Bool,
+    }
+}
+
 diesel::joinable!(users -> organisations (org_id));
 diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(sites -> organisations (org_id));
@@ -222,6 +312,9 @@ diesel::joinable!(inspection_requests -> batches (batch_id));
 diesel::joinable!(label_runs -> signing_keys (key_id));
 diesel::joinable!(label_runs -> products (product_id));
 diesel::joinable!(label_activations -> label_runs (run_id));
+diesel::joinable!(devices -> sites (site_id));
+diesel::joinable!(readings -> devices (device_id));
+diesel::joinable!(device_images -> devices (device_id));
 diesel::joinable!(label_voids -> label_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -240,4 +333,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     label_runs,
     label_activations,
     label_voids,
+    devices,
+    device_images,
+    iot_rules,
+    device_rule_states,
+    gateway_refusals,
+    readings,
 );

@@ -3,6 +3,9 @@
 pub mod alerts;
 pub mod auth;
 pub mod batches;
+pub mod devices;
+pub mod gateway;
+pub mod images;
 pub mod label_runs;
 pub mod labels;
 pub mod meta;
@@ -10,6 +13,7 @@ pub mod organisations;
 pub mod products;
 pub mod public;
 pub mod records;
+pub mod rules;
 pub mod sites;
 pub mod transformations;
 pub mod users;

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod batch;
+pub mod device;
 pub mod enums;
 pub mod label;
 pub mod org;
@@ -12,6 +13,7 @@ pub mod user;
 
 pub use alert::*;
 pub use batch::*;
+pub use device::*;
 pub use enums::*;
 pub use label::*;
 pub use org::*;

@@ -61,6 +61,8 @@ pub struct AlertFilter {
     pub org: Option<OrgId>,
     /// Only alerts on this batch.
     pub batch: Option<BatchId>,
+    /// Only alerts on this site (sensor alerts).
+    pub site: Option<crate::SiteId>,
     /// Only open alerts.
     pub open_only: bool,
 }
@@ -78,6 +80,9 @@ pub fn list(conn: &mut DbConnection, filter: AlertFilter, page: Page) -> CoreRes
         }
         if let Some(batch) = filter.batch {
             q = q.filter(a::batch_id.eq(batch.0));
+        }
+        if let Some(site) = filter.site {
+            q = q.filter(a::site_id.eq(site.0));
         }
         if filter.open_only {
             q = q.filter(a::closed_at.is_null());

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod batches;
 pub mod bulk;
+pub mod iot;
 pub mod labels;
 pub mod lineage;
 pub mod orgs;

@@ -299,6 +299,12 @@ pub struct AlertRow {
     pub message: String,
     pub opened_at: i64,
     pub closed_at: Option<i64>,
+    pub site_id: Option<i64>,
+    pub device_id: Option<i64>,
+    pub rule_id: Option<i64>,
+    pub metric: Option<String>,
+    pub value: Option<f64>,
+    pub late: bool,
 }
 
 impl AlertRow {
@@ -314,6 +320,12 @@ impl AlertRow {
             message: self.message,
             opened_at: to_datetime(self.opened_at),
             closed_at: self.closed_at.map(to_datetime),
+            site_id: self.site_id.map(crate::SiteId),
+            device_id: self.device_id,
+            rule_id: self.rule_id,
+            metric: self.metric,
+            value: self.value,
+            late: self.late,
         }
     }
 }

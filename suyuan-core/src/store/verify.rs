@@ -142,7 +142,13 @@ macro_rules! each_table {
             signing_keys,
             label_runs,
             label_activations,
-            label_voids
+            label_voids,
+            devices,
+            device_images,
+            iot_rules,
+            device_rule_states,
+            gateway_refusals,
+            readings
         )
     };
 }

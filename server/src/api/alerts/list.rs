@@ -1,4 +1,5 @@
-//! `GET /api/v1/alerts`: the caller's organisation's alerts; every alert for regulators and operators.
+//! `GET /api/v1/alerts`: the caller's organisation's alerts (batch rules and sensor rules); every alert for
+//! regulators and operators.
 
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
@@ -23,6 +24,8 @@ pub struct AlertsQuery {
     #[serde(default)]
     pub open: bool,
     pub batch_id: Option<i64>,
+    /// Only sensor alerts of this site.
+    pub site_id: Option<i64>,
 }
 
 #[utoipa::path(tag = "alerts", params(AlertsQuery), responses((status = 200, body = Paged<Alert>)), security(("bearer" = [])))]
@@ -35,6 +38,7 @@ pub async fn list(
     let filter = AlertFilter {
         org: (!policy::reads_all(&actor)).then_some(actor.org_id),
         batch: q.batch_id.map(BatchId),
+        site: q.site_id.map(suyuan_core::SiteId),
         open_only: q.open,
     };
     let page = Page {

@@ -1,0 +1,14 @@
+DROP TABLE readings;
+DROP INDEX alerts_site;
+DROP INDEX alerts_iot_once;
+ALTER TABLE alerts DROP COLUMN late;
+ALTER TABLE alerts DROP COLUMN value;
+ALTER TABLE alerts DROP COLUMN metric;
+ALTER TABLE alerts DROP COLUMN rule_id;
+ALTER TABLE alerts DROP COLUMN device_id;
+ALTER TABLE alerts DROP COLUMN site_id;
+DROP TABLE gateway_refusals;
+DROP TABLE device_rule_states;
+DROP TABLE iot_rules;
+DROP TABLE device_images;
+DROP TABLE devices;

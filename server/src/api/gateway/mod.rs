@@ -1,0 +1,3 @@
+//! The gateway's own state, for operators.
+
+pub mod refusals;

@@ -1,0 +1,3 @@
+//! Camera images: the original JPEG and its thumbnail, from the media folder.
+
+pub mod get;

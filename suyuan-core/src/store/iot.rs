@@ -1,0 +1,764 @@
+//! Devices, readings, images, rules and refusals: the gateway's writes and the API's reads.
+//!
+//! The gateway's writes are idempotent so that a redelivered or re-spooled message stores nothing twice:
+//! readings on (device, metric, ts, seq) with `ON CONFLICT DO NOTHING … RETURNING` telling which rows are
+//! new (only those are evaluated by the rules), images on (device, capture time, hash), alerts on (rule,
+//! device, opened_at). Rule state is one JSON document per device, locked (`FOR UPDATE` on PostgreSQL)
+//! by the transaction that stores the device's readings, so replicas sharing the load never evaluate the
+//! same device at once.
+
+use diesel::prelude::*;
+
+use super::{DbConnection, Page, Paged};
+use crate::error::{CoreError, CoreResult, OptionalExt};
+use crate::model::{
+    Actor, Device, DeviceImage, DeviceKind, DeviceStatus, IotRule, NewDevice, NewIotRule,
+    ReadingPoint, RefusalCount, RegisteredDevice, RuleKind,
+};
+use crate::on_backend;
+use crate::policy;
+use crate::schema::{
+    alerts::dsl as a, device_images::dsl as di, device_rule_states::dsl as rs, devices::dsl as d,
+    gateway_refusals::dsl as gr, iot_rules::dsl as ir, readings::dsl as r,
+};
+use crate::time::{now_millis, to_datetime};
+use crate::{OrgId, SiteId, UserId};
+
+/// Rows per multi-row INSERT (9 parameters each: well under SQLite's and PostgreSQL's limits).
+const READING_CHUNK: usize = 1_000;
+
+/// Most points one readings query returns.
+pub const MAX_POINTS: i64 = 20_000;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::devices)]
+struct DeviceRow {
+    id: i64,
+    org_id: i64,
+    site_id: i64,
+    client_id: String,
+    kind: String,
+    name: String,
+    enabled: bool,
+    status: String,
+    status_at: Option<i64>,
+    last_seen_at: Option<i64>,
+    created_by: i64,
+    created_at: i64,
+}
+
+impl DeviceRow {
+    fn into_model(self) -> CoreResult<Device> {
+        Ok(Device {
+            id: self.id,
+            org_id: OrgId(self.org_id),
+            site_id: SiteId(self.site_id),
+            kind: DeviceKind::parse(&self.kind)
+                .ok_or_else(|| CoreError::Internal(format!("device kind {:?}", self.kind)))?,
+            client_id: self.client_id,
+            name: self.name,
+            enabled: self.enabled,
+            status: DeviceStatus::parse(&self.status)
+                .ok_or_else(|| CoreError::Internal(format!("device status {:?}", self.status)))?,
+            status_at: self.status_at.map(to_datetime),
+            last_seen_at: self.last_seen_at.map(to_datetime),
+            created_by: UserId(self.created_by),
+            created_at: to_datetime(self.created_at),
+        })
+    }
+}
+
+fn devices(rows: Vec<DeviceRow>) -> CoreResult<Vec<Device>> {
+    rows.into_iter().map(DeviceRow::into_model).collect()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Devices
+
+/// Registers a device to a site (operators only) and returns its broker credentials, shown this once.
+pub fn register_device(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    new: &NewDevice,
+) -> CoreResult<RegisteredDevice> {
+    policy::ensure_register_device(actor)?;
+    new.validate()?;
+    let site = super::sites::get_site(conn, new.site_id)?;
+    let password = crate::auth::new_token();
+    let hash = crate::auth::hash_password(&password)?;
+    let inserted = on_backend!(conn, c => diesel::insert_into(d::devices)
+        .values((
+            d::org_id.eq(site.org_id.0),
+            d::site_id.eq(site.id.0),
+            d::client_id.eq(&new.client_id),
+            d::kind.eq(new.kind.as_str()),
+            d::name.eq(new.name.trim()),
+            d::password_hash.eq(&hash),
+            d::enabled.eq(true),
+            d::status.eq(DeviceStatus::Unknown.as_str()),
+            d::created_by.eq(actor.user_id.0),
+            d::created_at.eq(now_millis()),
+        ))
+        .returning(DeviceRow::as_returning())
+        .get_result(c));
+    let row = match inserted {
+        Ok(row) => row,
+        Err(e) if super::is_unique_violation(&e) => {
+            return Err(CoreError::conflict(
+                "client_id_taken",
+                format!(
+                    "a device with client id {} is already registered",
+                    new.client_id
+                ),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(RegisteredDevice {
+        device: row.into_model()?,
+        username: new.client_id.clone(),
+        password,
+    })
+}
+
+/// The devices the actor may see (its organisation's; regulators and operators all), optionally of one site.
+pub fn list_devices(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    site: Option<SiteId>,
+    page: Page,
+) -> CoreResult<Paged<Device>> {
+    let limit = page.limit()?;
+    let org = (!policy::reads_all(actor)).then_some(actor.org_id.0);
+    let rows: Vec<DeviceRow> = on_backend!(conn, c => {
+        let mut q = d::devices.filter(d::id.gt(page.after())).into_boxed();
+        if let Some(org) = org {
+            q = q.filter(d::org_id.eq(org));
+        }
+        if let Some(site) = site {
+            q = q.filter(d::site_id.eq(site.0));
+        }
+        q.order(d::id).limit(limit + 1).select(DeviceRow::as_select()).load(c)
+    })?;
+    Ok(Paged::from_fetched(devices(rows)?, limit, |x| x.id))
+}
+
+/// One device, if the actor may see it.
+pub fn get_device(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<Device> {
+    let row: DeviceRow =
+        on_backend!(conn, c => d::devices.find(id).select(DeviceRow::as_select()).first(c))
+            .or_not_found("device")?;
+    let device = row.into_model()?;
+    policy::ensure_read_site_data(actor, device.org_id)
+        .map_err(|_| CoreError::NotFound { what: "device" })?;
+    Ok(device)
+}
+
+/// Every registered device (the gateway caches them).
+pub fn all_devices(conn: &mut DbConnection) -> CoreResult<Vec<Device>> {
+    let rows: Vec<DeviceRow> =
+        on_backend!(conn, c => d::devices.order(d::id).select(DeviceRow::as_select()).load(c))?;
+    devices(rows)
+}
+
+/// The device with this client id.
+pub fn device_by_client_id(conn: &mut DbConnection, client_id: &str) -> CoreResult<Option<Device>> {
+    let row: Option<DeviceRow> = on_backend!(conn, c => d::devices
+        .filter(d::client_id.eq(client_id))
+        .select(DeviceRow::as_select())
+        .first(c)
+        .optional())?;
+    row.map(DeviceRow::into_model).transpose()
+}
+
+/// Whether `password` is the enabled device `client_id`'s broker password (for brokers that ask us).
+pub fn check_device_password(
+    conn: &mut DbConnection,
+    client_id: &str,
+    password: &str,
+) -> CoreResult<bool> {
+    let found: Option<(String, bool)> = on_backend!(conn, c => d::devices
+        .filter(d::client_id.eq(client_id))
+        .select((d::password_hash, d::enabled))
+        .first(c)
+        .optional())?;
+    Ok(found
+        .is_some_and(|(hash, enabled)| enabled && crate::auth::verify_password(password, &hash)))
+}
+
+/// Records a status report when it is newer than the stored one (retained messages arrive again on
+/// every reconnect).
+pub fn set_device_status(
+    conn: &mut DbConnection,
+    device_id: i64,
+    status: DeviceStatus,
+    at_ms: i64,
+) -> CoreResult<()> {
+    on_backend!(conn, c => diesel::update(
+            d::devices
+                .filter(d::id.eq(device_id))
+                .filter(d::status_at.is_null().or(d::status_at.le(at_ms))),
+        )
+        .set((d::status.eq(status.as_str()), d::status_at.eq(at_ms)))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Moves devices' `last_seen_at` forward to the newest device time stored.
+pub fn touch_devices(conn: &mut DbConnection, seen: &[(i64, i64)]) -> CoreResult<()> {
+    for &(device_id, ts) in seen {
+        on_backend!(conn, c => diesel::update(
+                d::devices
+                    .filter(d::id.eq(device_id))
+                    .filter(d::last_seen_at.is_null().or(d::last_seen_at.lt(ts))),
+            )
+            .set(d::last_seen_at.eq(ts))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Readings and images
+
+/// A reading to store.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = crate::schema::readings)]
+pub struct NewReading {
+    pub device_id: i64,
+    pub metric: String,
+    pub ts: i64,
+    /// `-1` when the device sends no sequence number.
+    pub seq: i64,
+    pub site_id: i64,
+    pub value: f64,
+    pub unit: String,
+    pub received_at: i64,
+    pub late: bool,
+}
+
+/// The identity of a stored reading: (device, metric, ts, seq).
+pub type ReadingKey = (i64, String, i64, i64);
+
+/// Stores readings, skipping those already stored; returns the keys of the rows it inserted.
+///
+/// PostgreSQL says which rows it inserted (`RETURNING` of `ON CONFLICT DO NOTHING`). SQLite's writes are
+/// serialised by [`crate::Database::write`], so there the keys already present in the chunk's span are
+/// read first and the rest are the new ones.
+pub fn insert_readings(
+    conn: &mut DbConnection,
+    rows: &[NewReading],
+) -> CoreResult<Vec<ReadingKey>> {
+    let mut inserted = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(READING_CHUNK) {
+        match conn {
+            DbConnection::Postgresql(c) => {
+                let keys: Vec<ReadingKey> = diesel::insert_into(r::readings)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .returning((r::device_id, r::metric, r::ts, r::seq))
+                    .get_results(c)?;
+                inserted.extend(keys);
+            }
+            DbConnection::Sqlite(c) => {
+                let mut devices: Vec<i64> = chunk.iter().map(|x| x.device_id).collect();
+                devices.sort_unstable();
+                devices.dedup();
+                let lo = chunk.iter().map(|x| x.ts).min().unwrap_or(0);
+                let hi = chunk.iter().map(|x| x.ts).max().unwrap_or(0);
+                let mut present: std::collections::HashSet<ReadingKey> = r::readings
+                    .filter(r::device_id.eq_any(&devices))
+                    .filter(r::ts.between(lo, hi))
+                    .select((r::device_id, r::metric, r::ts, r::seq))
+                    .load::<ReadingKey>(c)?
+                    .into_iter()
+                    .collect();
+                diesel::insert_or_ignore_into(r::readings)
+                    .values(chunk)
+                    .execute(c)?;
+                for x in chunk {
+                    let key = (x.device_id, x.metric.clone(), x.ts, x.seq);
+                    if present.insert(key.clone()) {
+                        inserted.push(key);
+                    }
+                }
+            }
+        }
+    }
+    Ok(inserted)
+}
+
+/// An image to record (the files are already in the media folder).
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = crate::schema::device_images)]
+pub struct NewDeviceImage {
+    pub device_id: i64,
+    pub site_id: i64,
+    pub taken_at: i64,
+    pub sha256: String,
+    pub bytes: i64,
+    pub width: i64,
+    pub height: i64,
+    pub path: String,
+    pub thumb_path: String,
+    pub received_at: i64,
+}
+
+/// Records an image; `false` when the same device already sent the same image for the same time.
+pub fn insert_image(conn: &mut DbConnection, image: &NewDeviceImage) -> CoreResult<bool> {
+    let n = on_backend!(conn, c => diesel::insert_into(di::device_images)
+        .values(image)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// A site's readings over `[from, to)` (device time, ms), oldest first, at most `limit`
+/// ([`MAX_POINTS`]); optionally one metric or one device. The second value says whether more exist.
+#[allow(clippy::too_many_arguments)]
+pub fn site_readings(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    site: SiteId,
+    from: i64,
+    to: i64,
+    metric: Option<&str>,
+    device: Option<i64>,
+    limit: i64,
+) -> CoreResult<(Vec<ReadingPoint>, bool)> {
+    let s = super::sites::get_site(conn, site)?;
+    policy::ensure_read_site_data(actor, s.org_id)?;
+    if from >= to {
+        return Err(CoreError::invalid(
+            "invalid_range",
+            "`from` must be before `to`",
+        ));
+    }
+    let limit = limit.clamp(1, MAX_POINTS);
+    type Row = (i64, String, i64, f64, String, bool);
+    let rows: Vec<Row> = on_backend!(conn, c => {
+        let mut q = r::readings
+            .filter(r::site_id.eq(site.0))
+            .filter(r::ts.ge(from))
+            .filter(r::ts.lt(to))
+            .into_boxed();
+        if let Some(m) = metric {
+            q = q.filter(r::metric.eq(m.to_owned()));
+        }
+        if let Some(dev) = device {
+            q = q.filter(r::device_id.eq(dev));
+        }
+        q.order((r::ts, r::device_id, r::metric))
+            .limit(limit + 1)
+            .select((r::device_id, r::metric, r::ts, r::value, r::unit, r::late))
+            .load(c)
+    })?;
+    let more = rows.len() as i64 > limit;
+    Ok((
+        rows.into_iter()
+            .take(limit as usize)
+            .map(|(device_id, metric, ts, value, unit, late)| ReadingPoint {
+                device_id,
+                metric,
+                ts,
+                value,
+                unit,
+                late,
+            })
+            .collect(),
+        more,
+    ))
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::device_images)]
+struct ImageRow {
+    id: i64,
+    device_id: i64,
+    site_id: i64,
+    taken_at: i64,
+    sha256: String,
+    bytes: i64,
+    width: i64,
+    height: i64,
+    path: String,
+    thumb_path: String,
+}
+
+impl ImageRow {
+    fn into_model(self) -> DeviceImage {
+        DeviceImage {
+            id: self.id,
+            device_id: self.device_id,
+            site_id: SiteId(self.site_id),
+            taken_at: to_datetime(self.taken_at),
+            sha256: self.sha256,
+            bytes: self.bytes,
+            width: self.width,
+            height: self.height,
+            path: self.path,
+            thumb_path: self.thumb_path,
+        }
+    }
+}
+
+/// A site's images taken in `[from, to)`, oldest first, keyset-paged by id.
+pub fn site_images(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    site: SiteId,
+    from: i64,
+    to: i64,
+    page: Page,
+) -> CoreResult<Paged<DeviceImage>> {
+    let s = super::sites::get_site(conn, site)?;
+    policy::ensure_read_site_data(actor, s.org_id)?;
+    let limit = page.limit()?;
+    let rows: Vec<ImageRow> = on_backend!(conn, c => di::device_images
+        .filter(di::site_id.eq(site.0))
+        .filter(di::taken_at.ge(from))
+        .filter(di::taken_at.lt(to))
+        .filter(di::id.gt(page.after()))
+        .order(di::id)
+        .limit(limit + 1)
+        .select(ImageRow::as_select())
+        .load(c))?;
+    Ok(Paged::from_fetched(
+        rows.into_iter().map(ImageRow::into_model).collect(),
+        limit,
+        |x| x.id,
+    ))
+}
+
+/// One image, if the actor may see its site.
+pub fn get_image(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<DeviceImage> {
+    let row: ImageRow = on_backend!(conn, c => di::device_images
+        .find(id)
+        .select(ImageRow::as_select())
+        .first(c))
+    .or_not_found("image")?;
+    let site = super::sites::get_site(conn, SiteId(row.site_id))?;
+    policy::ensure_read_site_data(actor, site.org_id)
+        .map_err(|_| CoreError::NotFound { what: "image" })?;
+    Ok(row.into_model())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Rules and their state
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::iot_rules)]
+struct RuleRow {
+    id: i64,
+    org_id: i64,
+    site_id: i64,
+    device_id: Option<i64>,
+    kind: String,
+    name: String,
+    metric: Option<String>,
+    min_value: Option<f64>,
+    max_value: Option<f64>,
+    duration_ms: i64,
+    enabled: bool,
+    created_by: i64,
+    created_at: i64,
+}
+
+impl RuleRow {
+    fn into_model(self) -> CoreResult<IotRule> {
+        Ok(IotRule {
+            id: self.id,
+            org_id: OrgId(self.org_id),
+            site_id: SiteId(self.site_id),
+            device_id: self.device_id,
+            kind: RuleKind::parse(&self.kind)
+                .ok_or_else(|| CoreError::Internal(format!("rule kind {:?}", self.kind)))?,
+            name: self.name,
+            metric: self.metric,
+            min_value: self.min_value,
+            max_value: self.max_value,
+            duration_ms: self.duration_ms,
+            enabled: self.enabled,
+            created_by: UserId(self.created_by),
+            created_at: to_datetime(self.created_at),
+        })
+    }
+}
+
+fn rules(rows: Vec<RuleRow>) -> CoreResult<Vec<IotRule>> {
+    rows.into_iter().map(RuleRow::into_model).collect()
+}
+
+/// Creates a rule on a site (members of its organisation, operators).
+pub fn create_rule(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    new: &NewIotRule,
+) -> CoreResult<IotRule> {
+    new.validate()?;
+    let site = super::sites::get_site(conn, new.site_id)?;
+    policy::ensure_write_site_rules(actor, site.org_id)?;
+    if let Some(dev) = new.device_id {
+        let device = get_device(conn, actor, dev)?;
+        if device.site_id != site.id {
+            return Err(CoreError::invalid(
+                "device_not_on_site",
+                format!("device {dev} is not on site {}", site.id),
+            ));
+        }
+    }
+    on_backend!(conn, c => diesel::insert_into(ir::iot_rules)
+        .values((
+            ir::org_id.eq(site.org_id.0),
+            ir::site_id.eq(site.id.0),
+            ir::device_id.eq(new.device_id),
+            ir::kind.eq(new.kind.as_str()),
+            ir::name.eq(new.name.trim()),
+            ir::metric.eq(&new.metric),
+            ir::min_value.eq(new.min_value),
+            ir::max_value.eq(new.max_value),
+            ir::duration_ms.eq(new.duration_ms),
+            ir::enabled.eq(true),
+            ir::created_by.eq(actor.user_id.0),
+            ir::created_at.eq(now_millis()),
+        ))
+        .returning(RuleRow::as_returning())
+        .get_result(c))?
+    .into_model()
+}
+
+/// The rules the actor may see, optionally of one site.
+pub fn list_rules(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    site: Option<SiteId>,
+) -> CoreResult<Vec<IotRule>> {
+    let org = (!policy::reads_all(actor)).then_some(actor.org_id.0);
+    let rows: Vec<RuleRow> = on_backend!(conn, c => {
+        let mut q = ir::iot_rules.into_boxed();
+        if let Some(org) = org {
+            q = q.filter(ir::org_id.eq(org));
+        }
+        if let Some(site) = site {
+            q = q.filter(ir::site_id.eq(site.0));
+        }
+        q.order(ir::id).select(RuleRow::as_select()).load(c)
+    })?;
+    rules(rows)
+}
+
+/// The enabled rules of these sites (threshold and no-data), for evaluation.
+pub fn enabled_rules_for_sites(
+    conn: &mut DbConnection,
+    sites: &[SiteId],
+) -> CoreResult<Vec<IotRule>> {
+    let ids: Vec<i64> = sites.iter().map(|s| s.0).collect();
+    let rows: Vec<RuleRow> = on_backend!(conn, c => ir::iot_rules
+        .filter(ir::site_id.eq_any(&ids))
+        .filter(ir::enabled.eq(true))
+        .order(ir::id)
+        .select(RuleRow::as_select())
+        .load(c))?;
+    rules(rows)
+}
+
+/// Every enabled no-data rule, for the periodic check.
+pub fn enabled_no_data_rules(conn: &mut DbConnection) -> CoreResult<Vec<IotRule>> {
+    let rows: Vec<RuleRow> = on_backend!(conn, c => ir::iot_rules
+        .filter(ir::kind.eq(RuleKind::NoData.as_str()))
+        .filter(ir::enabled.eq(true))
+        .order(ir::id)
+        .select(RuleRow::as_select())
+        .load(c))?;
+    rules(rows)
+}
+
+/// The rule states of these devices (JSON documents), locked until the transaction ends on PostgreSQL.
+/// Devices without a row yet get one (`{}`), so that the lock covers them too.
+pub fn lock_rule_states(
+    conn: &mut DbConnection,
+    device_ids: &[i64],
+) -> CoreResult<Vec<(i64, String)>> {
+    let mut ids = device_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let now = now_millis();
+    let fresh: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            (
+                rs::device_id.eq(id),
+                rs::state.eq("{}"),
+                rs::updated_at.eq(now),
+            )
+        })
+        .collect();
+    on_backend!(conn, c => diesel::insert_into(rs::device_rule_states)
+        .values(&fresh)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(match conn {
+        DbConnection::Postgresql(c) => rs::device_rule_states
+            .filter(rs::device_id.eq_any(&ids))
+            .order(rs::device_id)
+            .for_update()
+            .select((rs::device_id, rs::state))
+            .load(c)?,
+        DbConnection::Sqlite(c) => rs::device_rule_states
+            .filter(rs::device_id.eq_any(&ids))
+            .order(rs::device_id)
+            .select((rs::device_id, rs::state))
+            .load(c)?,
+    })
+}
+
+/// Saves rule states taken with [`lock_rule_states`].
+pub fn save_rule_states(conn: &mut DbConnection, states: &[(i64, String)]) -> CoreResult<()> {
+    let now = now_millis();
+    for (device_id, state) in states {
+        on_backend!(conn, c => diesel::update(rs::device_rule_states.find(device_id))
+            .set((rs::state.eq(state), rs::updated_at.eq(now)))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// An alert raised by a device rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIotAlert {
+    pub kind: &'static str,
+    pub severity: &'static str,
+    pub org_id: OrgId,
+    pub site_id: SiteId,
+    pub device_id: i64,
+    pub rule_id: i64,
+    pub metric: Option<String>,
+    pub value: Option<f64>,
+    pub late: bool,
+    pub message: String,
+    /// Event time the condition started.
+    pub opened_at: i64,
+}
+
+/// Opens an alert once (a second call for the same rule, device and start does nothing).
+pub fn open_iot_alert(conn: &mut DbConnection, alert: &NewIotAlert) -> CoreResult<bool> {
+    let n = on_backend!(conn, c => diesel::insert_into(a::alerts)
+        .values((
+            a::kind.eq(alert.kind),
+            a::severity.eq(alert.severity),
+            a::org_id.eq(alert.org_id.0),
+            a::site_id.eq(alert.site_id.0),
+            a::device_id.eq(alert.device_id),
+            a::rule_id.eq(alert.rule_id),
+            a::metric.eq(&alert.metric),
+            a::value.eq(alert.value),
+            a::late.eq(alert.late),
+            a::message.eq(&alert.message),
+            a::opened_at.eq(alert.opened_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Closes the alert a rule opened for a device at `opened_at`.
+pub fn close_iot_alert(
+    conn: &mut DbConnection,
+    rule_id: i64,
+    device_id: i64,
+    opened_at: i64,
+    closed_at: i64,
+) -> CoreResult<()> {
+    on_backend!(conn, c => diesel::update(
+            a::alerts
+                .filter(a::rule_id.eq(rule_id))
+                .filter(a::device_id.eq(device_id))
+                .filter(a::opened_at.eq(opened_at))
+                .filter(a::closed_at.is_null()),
+        )
+        .set(a::closed_at.eq(closed_at))
+        .execute(c))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Refusals
+
+/// Refusals to add for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalDelta {
+    pub reason: String,
+    pub refused: i64,
+    /// The newest refused message of this reason seen since the last flush, if it was kept.
+    pub last: Option<RefusalExample>,
+}
+
+/// What is kept of a refused message: when, its topic and why (never its payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalExample {
+    pub at: i64,
+    pub topic: String,
+    pub detail: String,
+}
+
+/// Adds refusal counts (summed over replicas) and keeps the newest example of each reason.
+pub fn add_refusals(conn: &mut DbConnection, deltas: &[RefusalDelta]) -> CoreResult<()> {
+    for delta in deltas.iter().filter(|x| x.refused > 0) {
+        let example = delta.last.clone().unwrap_or(RefusalExample {
+            at: 0,
+            topic: String::new(),
+            detail: String::new(),
+        });
+        on_backend!(conn, c => diesel::insert_into(gr::gateway_refusals)
+            .values((
+                gr::reason.eq(&delta.reason),
+                gr::refused.eq(delta.refused),
+                gr::last_at.eq(example.at),
+                gr::last_topic.eq(&example.topic),
+                gr::last_detail.eq(&example.detail),
+            ))
+            .on_conflict(gr::reason)
+            .do_update()
+            .set(gr::refused.eq(gr::refused + delta.refused))
+            .execute(c))?;
+        if let Some(last) = &delta.last {
+            on_backend!(conn, c => diesel::update(
+                    gr::gateway_refusals
+                        .filter(gr::reason.eq(&delta.reason))
+                        .filter(gr::last_at.le(last.at)),
+                )
+                .set((
+                    gr::last_at.eq(last.at),
+                    gr::last_topic.eq(&last.topic),
+                    gr::last_detail.eq(&last.detail),
+                ))
+                .execute(c))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refusal counts per reason (operators and regulators).
+pub fn refusals(conn: &mut DbConnection, actor: &Actor) -> CoreResult<Vec<RefusalCount>> {
+    if !policy::reads_all(actor) {
+        return Err(CoreError::forbidden(
+            "the gateway's refusals are for operators and regulators",
+        ));
+    }
+    let rows: Vec<(String, i64, i64, String, String)> = on_backend!(conn, c => gr::gateway_refusals
+        .order(gr::reason)
+        .select((gr::reason, gr::refused, gr::last_at, gr::last_topic, gr::last_detail))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(reason, refused, last_at, last_topic, last_detail)| RefusalCount {
+                reason,
+                refused,
+                last_at: to_datetime(last_at),
+                last_topic,
+                last_detail,
+            },
+        )
+        .collect())
+}
