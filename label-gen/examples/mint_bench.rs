@@ -24,8 +24,8 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context};
 use suyuan_label_gen::{
     run, verify, KeyId, LabelCode, LabelFont, LabelSerial, LabelSigningKey, LabelTemplate,
-    LabelVerifyingKey, MaskChoice, MintRequest, PageLayout, QrEncoder, QrImageMode, RunConfig,
-    SheetOptions, Verdict, VerifyingKeySet, FONT_SETTING,
+    MaskChoice, MintRequest, PageLayout, PublicKeysDocument, PublishedKey, QrEncoder, QrImageMode,
+    RunConfig, SheetOptions, Verdict, FONT_SETTING,
 };
 
 struct Args {
@@ -439,16 +439,18 @@ fn run_peer(args: &Args, font: &Path) -> anyhow::Result<PeerRun> {
     };
     let text = |key: &str| json.get(key).map_or_else(String::new, ToString::to_string);
 
-    // The peer's labels must verify here, with its public key.
-    let key_id = KeyId::new(u32::try_from(num("key_id")? as u64)?)?;
-    let public = hex32(
-        json.get("public_key_hex")
-            .and_then(|v| v.as_str())
-            .unwrap_or(""),
-    )?;
-    let keys: VerifyingKeySet = [LabelVerifyingKey::from_bytes(key_id, &public)?]
-        .into_iter()
-        .collect();
+    // The peer's labels must verify here, with its public key read as a verifier reads the
+    // published keys document.
+    let published = PublicKeysDocument {
+        keys: vec![PublishedKey {
+            key_id: u8::try_from(num("key_id")? as u64)?,
+            algorithm: "Ed25519".into(),
+            public_key: text("public_key_hex").trim_matches('"').to_owned(),
+            created_at: String::new(),
+            retired_at: None,
+        }],
+    };
+    let keys = published.verifying_keys()?;
     let manifest = json
         .get("manifest")
         .and_then(|v| v.as_str())
@@ -506,19 +508,6 @@ fn run_peer(args: &Args, font: &Path) -> anyhow::Result<PeerRun> {
         verified,
         column,
     })
-}
-
-/// 32 bytes from 64 hex digits.
-fn hex32(hex: &str) -> anyhow::Result<[u8; 32]> {
-    ensure!(
-        hex.len() == 64,
-        "a public key has 64 hex digits, got {hex:?}"
-    );
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(out)
 }
 
 /// The last lines of a tool's error output, for a message.
