@@ -2,7 +2,7 @@
 //! `suyuan_server::commands`.
 
 use clap::{Parser, Subcommand};
-use suyuan_server::commands::{keys, labels, migrate, serve, verify};
+use suyuan_server::commands::{gateway, keys, labels, migrate, serve, verify};
 
 /// 溯源 Suyuan: field-to-table traceability for a county's agricultural products.
 #[derive(Debug, Parser)]
@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Run the API and the web pages.
     Serve(serve::ServeArgs),
+    /// Run the IoT gateway alone against an external MQTT broker (scaled deployments).
+    Gateway(gateway::GatewayArgs),
     /// Apply pending database migrations.
     Migrate(migrate::MigrateArgs),
     /// Label signing keys: create, list, rotate, export the public keys.
@@ -33,12 +35,14 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SUYUAN_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // The embedded broker (rumqttd) logs every client that disconnects as an error.
+                .unwrap_or_else(|_| "info,rumqttd=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Serve(args) => actix_web::rt::System::new().block_on(serve::run(args))?,
+        Command::Gateway(args) => gateway::run(args)?,
         Command::Migrate(args) => migrate::run(args)?,
         Command::Keys(cmd) => keys::run(cmd)?,
         Command::Labels(cmd) => labels::run(cmd)?,

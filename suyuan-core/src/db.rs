@@ -157,7 +157,9 @@ impl ManageConnection for Manager {
                 let mut c = SqliteConnection::establish(&path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 c.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                    // The busy timeout first: switching a new file to WAL takes a lock that the
+                    // pool's other connections, opening at the same moment, must wait for.
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;

@@ -12,13 +12,18 @@ use uuid::Uuid;
 use crate::db::Database;
 use crate::error::CoreResult;
 use crate::model::*;
-use crate::store::{batches, lineage, orgs, records, sites, users};
+use crate::store::{batches, iot, lineage, orgs, records, sites, users};
 use crate::{BatchId, OrgId, SiteId};
 
 /// The showcase product: gift boxes packed from both harvests, whose trace shows the whole story.
 pub const GIFTBOX: &str = "华宁柑橘礼盒 5kg";
 
-/// Every demo account shares this password (listed in the README).
+/// The cold room's temperature and humidity sensor (MQTT client id and username).
+pub const DEMO_SENSOR: &str = "coldstore-temp-01";
+/// The camera over the first plot.
+pub const DEMO_CAMERA: &str = "plot-cam-01";
+
+/// Every demo account, and the demo devices' MQTT password, is this (listed in the README).
 pub const DEMO_PASSWORD: &str = "suyuan-demo";
 
 /// A demo account, printed at start.
@@ -37,6 +42,8 @@ pub struct DemoSummary {
     pub accounts: Vec<DemoAccount>,
     /// The packed gift-box batch, whose trace shows the whole story.
     pub showcase_batch: Option<BatchId>,
+    /// The demo devices (sensor in the cold room, camera over a plot), when present.
+    pub devices: Vec<Device>,
 }
 
 const COOP_CREDIT_PREFIX: &str = "93530424MA6K1CX0Q";
@@ -96,6 +103,7 @@ pub fn seed(db: &Database) -> CoreResult<DemoSummary> {
             seeded: false,
             accounts: accounts(),
             showcase_batch: db.read(showcase)?,
+            devices: db.read(demo_devices)?,
         });
     }
     let showcase = db.write(|c| seed_in(c, coop_code.clone()))?;
@@ -103,6 +111,7 @@ pub fn seed(db: &Database) -> CoreResult<DemoSummary> {
         seeded: true,
         accounts: accounts(),
         showcase_batch: Some(showcase),
+        devices: db.read(demo_devices)?,
     })
 }
 
@@ -266,7 +275,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
         Some("0877-5045678"),
     )?;
 
-    user(
+    let operator = user(
         c,
         operator_org,
         "operator",
@@ -347,6 +356,52 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
         "华溪镇",
         (24.2055, 102.9412, None),
     )?;
+    // The cold room's sensor and a camera over the first plot, with the cold chain's usual rules.
+    for (site_id, client_id, kind, name) in [
+        (cold, DEMO_SENSOR, DeviceKind::Sensor, "1号冷库温湿度传感器"),
+        (
+            plot_a,
+            DEMO_CAMERA,
+            DeviceKind::Camera,
+            "海镜村1号地块摄像头",
+        ),
+    ] {
+        iot::register_device_with_password(
+            c,
+            &operator,
+            &NewDevice {
+                site_id,
+                client_id: client_id.into(),
+                kind,
+                name: name.into(),
+            },
+            DEMO_PASSWORD,
+        )?;
+    }
+    for rule in [
+        NewIotRule {
+            site_id: cold,
+            device_id: None,
+            kind: RuleKind::Threshold,
+            name: "冷库超温（高于 8 ℃ 持续 30 分钟）".into(),
+            metric: Some("temp_c".into()),
+            min_value: None,
+            max_value: Some(8.0),
+            duration_ms: 30 * 60_000,
+        },
+        NewIotRule {
+            site_id: cold,
+            device_id: None,
+            kind: RuleKind::NoData,
+            name: "冷库传感器断线（15 分钟无数据）".into(),
+            metric: None,
+            min_value: None,
+            max_value: None,
+            duration_ms: 15 * 60_000,
+        },
+    ] {
+        iot::create_rule(c, &porter, &rule)?;
+    }
     site(
         c,
         coldstore,
@@ -706,4 +761,13 @@ pub fn showcase(c: &mut crate::db::DbConnection) -> CoreResult<Option<BatchId>> 
         .first(c)
         .optional())?;
     Ok(id.map(BatchId))
+}
+
+/// The demo devices that are registered.
+fn demo_devices(c: &mut crate::db::DbConnection) -> CoreResult<Vec<Device>> {
+    let mut out = Vec::new();
+    for id in [DEMO_SENSOR, DEMO_CAMERA] {
+        out.extend(iot::device_by_client_id(c, id)?);
+    }
+    Ok(out)
 }

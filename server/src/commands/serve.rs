@@ -9,6 +9,7 @@ use clap::Args;
 use suyuan_core::demo;
 
 use super::{demo_labels, DataArgs};
+use crate::iot::run::{BrokerChoice, RunningGateway};
 use crate::minting::{MintSettings, Minter};
 use crate::state::AppState;
 
@@ -32,6 +33,15 @@ pub struct ServeArgs {
     /// A CJK TrueType font for printed labels; by default a system font is searched.
     #[arg(long, env = "SUYUAN_LABEL_FONT")]
     pub label_font: Option<std::path::PathBuf>,
+    /// Where the embedded MQTT broker listens (devices publish here).
+    #[arg(long, env = "SUYUAN_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
+    pub mqtt_listen: std::net::SocketAddr,
+    /// Use this broker (Mosquitto, EMQX) instead of the embedded one: mqtt://[user:pass@]host[:port][?client_id=…].
+    #[arg(long, env = "SUYUAN_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// Run without the IoT gateway (e.g. API replicas beside separate `suyuan gateway` processes).
+    #[arg(long)]
+    pub no_gateway: bool,
 }
 
 /// Runs the server until Ctrl-C.
@@ -52,6 +62,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         ..MintSettings::in_data_dir(&args.data.data_dir)
     };
+    // Before anything else starts: a taken MQTT port stops the start with a clear message.
+    let gateway = if args.no_gateway {
+        None
+    } else {
+        let broker = match &args.mqtt_url {
+            Some(url) if !url.trim().is_empty() => BrokerChoice::External(url.clone()),
+            _ => BrokerChoice::Embedded(args.mqtt_listen),
+        };
+        let running = RunningGateway::start(db.clone(), &args.data.data_dir, broker)?;
+        println!("IoT gateway reading from {}", running.broker_url);
+        Some(running)
+    };
     if args.demo {
         let (db2, settings2, host) = (db.clone(), settings.clone(), public_host.clone());
         let (summary, demo_labels) = actix_web::web::block(move || {
@@ -63,6 +85,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await??;
         print_demo(&summary, &args.listen);
+        print_demo_devices(&summary, args.mqtt_listen, args.mqtt_url.is_some());
         match demo_labels {
             Some(Ok(l)) => print_demo_labels(&l, &settings, &args.listen),
             Some(Err(e)) => println!("Demo labels not minted: {e:#}"),
@@ -77,10 +100,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
     })?;
     let mut state = AppState::new(db).with_minter(minter);
+    state.media_dir = Some(args.data.data_dir.join("media"));
     state.secure_cookies = args.secure_cookies;
     state.public_host = public_host;
     println!("溯源 Suyuan serving on http://{}", listener.local_addr()?);
     crate::run(listener, state)?.await?;
+    if let Some(g) = gateway {
+        g.stop();
+    }
     Ok(())
 }
 
@@ -122,5 +149,46 @@ fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, liste
         println!("  {what}:");
         println!("    label URL  https://{}/{digits}", l.run.host);
         println!("    open here  http://{listen}/{digits}");
+    }
+}
+
+fn print_demo_devices(summary: &demo::DemoSummary, mqtt: std::net::SocketAddr, external: bool) {
+    if summary.devices.is_empty() {
+        return;
+    }
+    let (host, port) = (mqtt.ip(), mqtt.port());
+    println!(
+        "Demo devices (MQTT password: {}{}):",
+        demo::DEMO_PASSWORD,
+        if external {
+            "; register them with your broker too"
+        } else {
+            ""
+        }
+    );
+    for d in &summary.devices {
+        let base = format!("suyuan/v1/{}/{}", d.site_id, d.client_id);
+        println!(
+            "  {} ({}, site {}):",
+            d.client_id,
+            d.kind.as_str(),
+            d.site_id
+        );
+        let (topic, message) = match d.kind {
+            suyuan_core::model::DeviceKind::Sensor => (
+                format!("{base}/telemetry"),
+                r#"-m "{\"ts\": $(date +%s%3N), \"values\": {\"temp_c\": 4.2, \"rh_pct\": 86}}""#
+                    .to_owned(),
+            ),
+            suyuan_core::model::DeviceKind::Camera => (
+                format!("{base}/image/jpeg/$(date +%s%3N)"),
+                "-f photo.jpg".to_owned(),
+            ),
+        };
+        println!(
+            "    mosquitto_pub -h {host} -p {port} -q 1 -i {id} -u {id} -P {pw} -t \"{topic}\" {message}",
+            id = d.client_id,
+            pw = demo::DEMO_PASSWORD,
+        );
     }
 }

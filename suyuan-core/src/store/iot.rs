@@ -81,11 +81,20 @@ pub fn register_device(
     actor: &Actor,
     new: &NewDevice,
 ) -> CoreResult<RegisteredDevice> {
+    register_device_with_password(conn, actor, new, &crate::auth::new_token())
+}
+
+/// [`register_device`] with a chosen password (the demo county's devices have a documented one).
+pub fn register_device_with_password(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    new: &NewDevice,
+    password: &str,
+) -> CoreResult<RegisteredDevice> {
     policy::ensure_register_device(actor)?;
     new.validate()?;
     let site = super::sites::get_site(conn, new.site_id)?;
-    let password = crate::auth::new_token();
-    let hash = crate::auth::hash_password(&password)?;
+    let hash = crate::auth::hash_password(password)?;
     let inserted = on_backend!(conn, c => diesel::insert_into(d::devices)
         .values((
             d::org_id.eq(site.org_id.0),
@@ -117,7 +126,7 @@ pub fn register_device(
     Ok(RegisteredDevice {
         device: row.into_model()?,
         username: new.client_id.clone(),
-        password,
+        password: password.to_owned(),
     })
 }
 

@@ -1,0 +1,126 @@
+//! Running the gateway: inside `suyuan serve` (with the embedded broker unless `SUYUAN_MQTT_URL` names
+//! another) or alone as `suyuan gateway`.
+//!
+//! The gateway gets a Tokio runtime of its own on its own thread, so that ingestion at full speed never
+//! shares a thread with the HTTP workers, and a slow database never stalls a page.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use suyuan_core::Database;
+use suyuan_iot_gateway::broker::{BrokerConfig, EmbeddedBroker};
+use suyuan_iot_gateway::mqtt::MqttSettings;
+use suyuan_iot_gateway::runtime::{Gateway, GatewayHandle, GatewayStats};
+use suyuan_iot_gateway::GatewayConfig;
+
+use super::store::CoreStore;
+
+/// Which broker the gateway reads from.
+#[derive(Debug, Clone)]
+pub enum BrokerChoice {
+    /// Start the embedded broker on this address (the one-command run).
+    Embedded(SocketAddr),
+    /// Connect to a running broker (`mqtt://user:pass@host:port?client_id=…`).
+    External(String),
+}
+
+/// A running gateway (and the embedded broker, when it started one). Dropping it stops both.
+#[derive(Debug)]
+pub struct RunningGateway {
+    handle: Option<GatewayHandle>,
+    runtime: Option<tokio::runtime::Runtime>,
+    broker: Option<EmbeddedBroker>,
+    /// The broker's address as devices reach it.
+    pub broker_url: String,
+}
+
+impl RunningGateway {
+    /// Starts the broker (if embedded) and the gateway over `db`, keeping media and spool under `data`.
+    pub fn start(
+        db: Database,
+        data: &Path,
+        broker: BrokerChoice,
+    ) -> anyhow::Result<RunningGateway> {
+        let config = GatewayConfig::under_data(data);
+        let (broker, mut mqtt) = match broker {
+            BrokerChoice::Embedded(addr) => {
+                let b = EmbeddedBroker::start(addr, BrokerConfig::default())?;
+                let mqtt = MqttSettings::from_url(&b.url())?;
+                (Some(b), mqtt)
+            }
+            BrokerChoice::External(url) => (
+                None,
+                MqttSettings::from_url(&url).context("SUYUAN_MQTT_URL")?,
+            ),
+        };
+        if mqtt.client_id.is_empty() {
+            mqtt.client_id = suyuan_iot_gateway::mqtt::DEFAULT_CLIENT_ID.into();
+        }
+        let broker_url = broker.as_ref().map_or_else(|| redact(&mqtt), |b| b.url());
+        let store = Arc::new(CoreStore::new(db, config.rules.clone()));
+        // Built and started on a thread of its own: the caller may be inside an async runtime.
+        let (runtime, handle) = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("gateway")
+                .enable_all()
+                .build()
+                .context("starting the gateway's runtime")?;
+            let handle = runtime
+                .block_on(Gateway::start(config, mqtt, store))
+                .context("starting the IoT gateway")?;
+            anyhow::Ok((runtime, handle))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the gateway's start-up thread panicked"))??;
+        Ok(RunningGateway {
+            handle: Some(handle),
+            runtime: Some(runtime),
+            broker,
+            broker_url,
+        })
+    }
+
+    /// Counters of the running gateway.
+    pub fn stats(&self) -> Option<GatewayStats> {
+        self.handle.as_ref().map(GatewayHandle::stats)
+    }
+
+    /// Stops gracefully: the batch in hand is written and acknowledged, then the broker stops.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        let (handle, runtime) = (self.handle.take(), self.runtime.take());
+        // On a thread of its own: the caller may itself be inside an async runtime (the HTTP server's),
+        // where blocking on another runtime is not allowed.
+        let stopped = std::thread::spawn(move || {
+            if let Some(rt) = runtime {
+                if let Some(handle) = handle {
+                    rt.block_on(handle.shutdown());
+                }
+                rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            }
+        })
+        .join();
+        if stopped.is_err() {
+            tracing::error!("the gateway did not stop cleanly");
+        }
+        if let Some(b) = self.broker.take() {
+            b.shutdown();
+        }
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+fn redact(m: &MqttSettings) -> String {
+    format!("mqtt://{}:{}", m.host, m.port)
+}
