@@ -17,6 +17,9 @@ use suyuan_iot_gateway::GatewayConfig;
 
 use super::store::CoreStore;
 
+/// The shared-subscription group of the gateway replicas on an external broker.
+pub const SHARE_GROUP: &str = "suyuan";
+
 /// Which broker the gateway reads from.
 #[derive(Debug, Clone)]
 pub enum BrokerChoice {
@@ -43,7 +46,12 @@ impl RunningGateway {
         data: &Path,
         broker: BrokerChoice,
     ) -> anyhow::Result<RunningGateway> {
-        let config = GatewayConfig::under_data(data);
+        let mut config = GatewayConfig::under_data(data);
+        if matches!(broker, BrokerChoice::External(_)) {
+            // Replicas on an external broker split the stream through one shared subscription
+            // (`$share/suyuan/...`); a single replica simply gets all of it.
+            config.topics.share_group = Some(SHARE_GROUP.into());
+        }
         let (broker, mut mqtt) = match broker {
             BrokerChoice::Embedded(addr) => {
                 let b = EmbeddedBroker::start(addr, BrokerConfig::default())?;
