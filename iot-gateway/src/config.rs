@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     pub rules: RuleConfig,
     /// How many recent refusals the operator can see.
     pub recent_refusals: usize,
+    /// Batching, retries and reporting of the running gateway.
+    pub runtime: RuntimeConfig,
 }
 
 impl Default for GatewayConfig {
@@ -57,6 +59,7 @@ impl GatewayConfig {
             spool: SpoolConfig::in_dir(data.join("spool")),
             rules: RuleConfig::default(),
             recent_refusals: 200,
+            runtime: RuntimeConfig::default(),
         }
     }
 
@@ -68,6 +71,7 @@ impl GatewayConfig {
         self.images.validate()?;
         self.spool.validate()?;
         self.rules.validate()?;
+        self.runtime.validate()?;
         // The spool must hold the largest image with its topic and framing (a kilobyte covers
         // them: topics are short).
         let largest = self.images.max_bytes as u64 + 1024;
@@ -315,6 +319,86 @@ impl RuleConfig {
     fn validate(&self) -> Result<(), Error> {
         if self.lateness_ms < 0 {
             return Err(bad("rules.lateness_ms", "must not be negative"));
+        }
+        Ok(())
+    }
+}
+
+/// How the running gateway batches writes, retries, and reports to the database.
+///
+/// The defaults suit a county's traffic (a few hundred devices, a reading a minute each, bursts of
+/// backlog); tests shorten the intervals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Most messages written in one database transaction (500): one commit per batch is what
+    /// makes a backlog flush of thousands of messages fast.
+    pub batch_max_messages: usize,
+    /// Most payload bytes in one batch (32 MiB), so a burst of images is not one huge transaction.
+    pub batch_max_bytes: usize,
+    /// How long the pipeline waits for more messages after the first of a batch (20 ms): the
+    /// latency a lone reading pays for batching.
+    pub batch_wait_ms: u64,
+    /// How often the device list is read again (60 s): how long a disabled or moved device can
+    /// still be accepted under its old registration. A client id missing from the list is looked
+    /// up on its first message, so a newly registered device is accepted at once.
+    pub device_refresh_ms: u64,
+    /// How long a client id that the database does not know is remembered as unknown (10 s), so
+    /// that a flood from an unregistered device costs one lookup per interval.
+    pub unknown_device_ttl_ms: u64,
+    /// How often refusal counts are added to the database (5 s).
+    pub refusal_flush_ms: u64,
+    /// How often the no-data rules are evaluated (60 s).
+    pub tick_ms: u64,
+    /// First delay after a failed connection, write or spool append (100 ms); it doubles, with
+    /// jitter, up to `retry_max_ms`.
+    pub retry_min_ms: u64,
+    /// Longest delay between retries (10 s).
+    pub retry_max_ms: u64,
+    /// Most QoS 0 messages waiting for the pipeline (10,000); more are dropped and counted.
+    /// QoS 1 messages are never dropped: the broker's in-flight window bounds them.
+    pub max_queued_qos0: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            batch_max_messages: 500,
+            batch_max_bytes: 32 * 1024 * 1024,
+            batch_wait_ms: 20,
+            device_refresh_ms: 60_000,
+            unknown_device_ttl_ms: 10_000,
+            refusal_flush_ms: 5_000,
+            tick_ms: 60_000,
+            retry_min_ms: 100,
+            retry_max_ms: 10_000,
+            max_queued_qos0: 10_000,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    fn validate(&self) -> Result<(), Error> {
+        let positive: [(&'static str, u64); 8] = [
+            ("runtime.batch_max_messages", self.batch_max_messages as u64),
+            ("runtime.batch_max_bytes", self.batch_max_bytes as u64),
+            ("runtime.device_refresh_ms", self.device_refresh_ms),
+            ("runtime.refusal_flush_ms", self.refusal_flush_ms),
+            ("runtime.tick_ms", self.tick_ms),
+            ("runtime.retry_min_ms", self.retry_min_ms),
+            ("runtime.retry_max_ms", self.retry_max_ms),
+            ("runtime.max_queued_qos0", self.max_queued_qos0 as u64),
+        ];
+        for (setting, value) in positive {
+            if value == 0 {
+                return Err(bad(setting, "must be positive"));
+            }
+        }
+        if self.retry_max_ms < self.retry_min_ms {
+            return Err(bad(
+                "runtime.retry_max_ms",
+                "must be at least runtime.retry_min_ms",
+            ));
         }
         Ok(())
     }

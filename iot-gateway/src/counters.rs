@@ -65,11 +65,16 @@ pub enum Reason {
     ImageTooLarge,
     /// The JPEG header declares more pixels than the limit (refused before decoding).
     ImageTooManyPixels,
+    /// A device registered as a sensor published an image (decoding and storing images is
+    /// costly, so only cameras may).
+    WrongDeviceKind,
+    /// The database refused the data itself (a constraint), so storing it again would fail again.
+    RejectedByDatabase,
 }
 
 impl Reason {
     /// Every reason, in a fixed order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 21] = [
         Reason::UnknownDevice,
         Reason::WrongSite,
         Reason::DeviceDisabled,
@@ -89,6 +94,8 @@ impl Reason {
         Reason::NotJpeg,
         Reason::ImageTooLarge,
         Reason::ImageTooManyPixels,
+        Reason::WrongDeviceKind,
+        Reason::RejectedByDatabase,
     ];
 
     /// The stable snake_case code.
@@ -113,6 +120,8 @@ impl Reason {
             Reason::NotJpeg => "not_jpeg",
             Reason::ImageTooLarge => "image_too_large",
             Reason::ImageTooManyPixels => "image_too_many_pixels",
+            Reason::WrongDeviceKind => "wrong_device_kind",
+            Reason::RejectedByDatabase => "rejected_by_database",
         }
     }
 
@@ -227,6 +236,18 @@ impl CounterSnapshot {
         self.counts.iter().map(|(_, n)| n).sum()
     }
 
+    /// What was counted since `earlier` (a snapshot of the same counters): the delta a replica
+    /// adds to the database's totals. Counters never go down, so no entry is negative.
+    pub fn since(&self, earlier: &CounterSnapshot) -> CounterSnapshot {
+        CounterSnapshot {
+            counts: self
+                .counts
+                .iter()
+                .map(|&(reason, n)| (reason, n.saturating_sub(earlier.get(reason))))
+                .collect(),
+        }
+    }
+
     /// Adds another replica's snapshot to this one.
     pub fn add(&mut self, other: &CounterSnapshot) {
         for (reason, n) in &other.counts {
@@ -333,6 +354,12 @@ mod tests {
         let mut sum = snap.clone();
         sum.add(&snap);
         assert_eq!(sum.get(Reason::NotFinite), 8000);
+
+        counters.record(Reason::NotJpeg);
+        let delta = counters.snapshot().since(&snap);
+        assert_eq!(delta.total(), 1);
+        assert_eq!(delta.get(Reason::NotJpeg), 1);
+        assert_eq!(delta.counts.len(), Reason::ALL.len());
     }
 
     #[test]

@@ -15,9 +15,14 @@
 //!
 //! # Layout
 //!
-//! This crate holds the part of the gateway that needs no database and no broker; the MQTT loop
-//! and the database writes are wired in by the `suyuan` binary.
+//! The crate is the whole gateway but the database: the `suyuan` binary hands
+//! [`Gateway::start`] a [`Store`] over the platform database.
 //!
+//! - [`runtime`] — the running gateway: batching, writing or spooling, acknowledging in order,
+//!   the spool's drain, refusal counts and the rules' clock;
+//! - [`mqtt`] — broker settings (a URL), the continuously polled event loop with back-off, and
+//!   acknowledgements that never cross a reconnect;
+//! - [`broker`] — the embedded MQTT broker (rumqttd) of the one-command run;
 //! - [`topic`] — `{prefix}/{site}/{device}/telemetry | image/jpeg/{ts} | status`, and the
 //!   (shared) subscription filters;
 //! - [`reading`] — telemetry JSON to flat [`Reading`]s, units from key suffixes, plausible ranges,
@@ -29,26 +34,33 @@
 //! - [`rules`] — threshold and no-data alerts on event time, late backfill marked late;
 //! - [`counters`] — the stable refusal codes and their counters;
 //! - [`store`] — what the gateway needs from the database, as a trait;
+//! - `devices` — the cached device list messages are checked against;
 //! - [`config`] — every setting with its default;
 //! - [`error`] — the one error type, and the refused-versus-not-stored policy.
 //!
 //! The gateway's README (`iot-gateway/README.md`) documents topics, payloads, units, limits and
 //! refusal codes for device makers.
 
+pub mod broker;
 pub mod config;
 pub mod counters;
+mod devices;
 pub mod error;
 pub mod image;
 pub mod message;
+pub mod mqtt;
 pub mod reading;
 pub mod rules;
+pub mod runtime;
 pub mod spool;
 pub mod store;
 pub mod topic;
 
+pub use broker::{BrokerConfig, BrokerError, EmbeddedBroker};
+
 pub use config::{
-    GatewayConfig, ImageLimits, RuleConfig, SpoolConfig, TelemetryLimits, TopicConfig,
-    EARLIEST_TS_MS,
+    GatewayConfig, ImageLimits, RuleConfig, RuntimeConfig, SpoolConfig, TelemetryLimits,
+    TopicConfig, EARLIEST_TS_MS,
 };
 pub use counters::{
     CounterSnapshot, Reason, RecentRefusals, Refusal, RefusalCounters, RefusalEntry,
@@ -56,6 +68,7 @@ pub use counters::{
 pub use error::Error;
 pub use image::{check_jpeg, sha256_hex, thumbnail_jpeg, CheckedJpeg, MediaStore, StoredImage};
 pub use message::{parse_message, MessageKind, Parsed};
+pub use mqtt::MqttSettings;
 pub use reading::{
     parse_status, parse_telemetry, DeviceStatus, Reading, ReadingKey, Telemetry, Unit, NO_SEQ,
 };
@@ -63,6 +76,7 @@ pub use rules::{
     AlertClosed, AlertEvent, AlertKind, AlertOpened, Evaluator, NoDataRule, NoDataState, Rule,
     RuleId, RuleStates, ThresholdPhase, ThresholdRule, ThresholdState,
 };
+pub use runtime::{Gateway, GatewayHandle, GatewayStats};
 pub use spool::{DrainError, Spool, SpoolBatch, SpoolPosition, SpoolStats, SpooledMessage};
 pub use store::{Accepted, AcceptedKind, DeviceInfo, DeviceKind, Store, StoreError};
 pub use topic::{BadTopic, Channel, ClientId, DeviceTopic, InvalidClientId, SiteId, Topics};
