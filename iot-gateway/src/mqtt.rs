@@ -661,6 +661,48 @@ mod tests {
         }
     }
 
+    fn delivery(pkid: u16, epoch: u64) -> Delivery {
+        let mut publish = Publish::new("suyuan/v1/1/d/telemetry", QoS::AtLeastOnce, "{}");
+        publish.pkid = pkid;
+        Delivery {
+            publish,
+            received_at_ms: 0,
+            epoch,
+        }
+    }
+
+    fn queued_pubacks(eventloop: &mut EventLoop) -> Vec<u16> {
+        // `clean` moves queued requests into `pending`, dropping PUBACKs; look before it does.
+        let mut acks = Vec::new();
+        while let Some(r) = eventloop.pending.pop_front() {
+            if let rumqttc::Request::PubAck(a) = r {
+                acks.push(a.pkid);
+            }
+        }
+        acks
+    }
+
+    #[tokio::test]
+    async fn acks_never_cross_a_reconnect() {
+        let settings = MqttSettings::new("127.0.0.1", 1, "gw-test");
+        let (client, mut eventloop) = AsyncClient::new(settings.options(), 16);
+        let acker = Acker::new(client);
+        assert_eq!(acker.ack(&delivery(1, 0)).await, AckOutcome::Sent);
+        assert_eq!(acker.ack(&delivery(2, 0)).await, AckOutcome::Sent);
+        // The connection drops before the event loop wrote them: they are purged, not sent on
+        // the next connection (where packet ids 1 and 2 may be other messages).
+        acker.next_epoch(&mut eventloop);
+        assert_eq!(queued_pubacks(&mut eventloop), Vec::<u16>::new());
+        // A delivery of the old connection is not acknowledged any more; one of the new is.
+        assert_eq!(acker.ack(&delivery(3, 0)).await, AckOutcome::Stale);
+        assert_eq!(acker.ack(&delivery(1, 1)).await, AckOutcome::Sent);
+        let mut qos0 = delivery(9, 0);
+        qos0.publish.qos = QoS::AtMostOnce;
+        assert_eq!(acker.ack(&qos0).await, AckOutcome::Sent, "nothing to send");
+        acker.close();
+        assert_eq!(acker.ack(&delivery(4, 1)).await, AckOutcome::Closed);
+    }
+
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap() {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));

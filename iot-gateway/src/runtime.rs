@@ -684,6 +684,9 @@ impl Core {
         } else {
             cut
         };
+        if safe == batch.len() && self.tally.spool_full.swap(false, Ordering::Relaxed) {
+            tracing::info!("messages are safe again (spool has room or the database is back); acknowledging resumes");
+        }
 
         for (i, (d, planned)) in batch[..safe].iter().zip(&decisions[..safe]).enumerate() {
             let topic = &d.publish.topic;
@@ -695,9 +698,8 @@ impl Core {
                 Planned::Store(slot, parts) if i < cut => {
                     self.record_written(topic, d.received_at_ms, written.get(*slot), parts);
                 }
-                Planned::Store(..) | Planned::Defer => {
-                    self.tally.spooled.fetch_add(1, Ordering::Relaxed);
-                }
+                // Spooled (counted when appended); checked and counted again when drained.
+                Planned::Store(..) | Planned::Defer => {}
             }
         }
         safe
@@ -739,9 +741,10 @@ impl Core {
         let result = spool.append_batch(messages);
         let ok = match result {
             Ok(_) => {
-                if self.tally.spool_full.swap(false, Ordering::Relaxed) {
-                    tracing::info!("spool has room again; acknowledging resumes");
-                }
+                // Counted under the lock, so the drain's count never runs ahead of it.
+                self.tally
+                    .spooled
+                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
                 true
             }
             Err(e @ Error::SpoolFull { .. }) => {
@@ -820,14 +823,14 @@ impl Core {
                 *slot = None;
                 return DrainStep::Retry;
             }
+            self.tally
+                .drained
+                .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
             self.update_spool_flags(&slot);
             if slot.as_ref().is_some_and(Spool::is_empty) {
                 tracing::info!("spool drained");
             }
         }
-        self.tally
-            .drained
-            .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
         for (m, planned) in batch.messages.iter().zip(&decisions) {
             match planned {
                 Planned::Refuse(refusals) => {

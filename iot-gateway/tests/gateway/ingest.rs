@@ -165,6 +165,8 @@ async fn ingest_and_refuse(addr: SocketAddr, prefix: &str) {
         || {
             let s = gateway.stats();
             s.stored + s.refused >= published
+                && s.refusals.total() == bad.len() as u64
+                && s.acked == published
         },
     )
     .await;
@@ -231,4 +233,57 @@ async fn ingest_and_refuse(addr: SocketAddr, prefix: &str) {
 
     gateway.shutdown().await;
     forget_session(addr, &gateway_id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_database_rejects_is_refused_and_its_batch_neighbours_are_stored() {
+    let broker =
+        EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), BrokerConfig::default()).unwrap();
+    let addr = broker.local_addr();
+    let prefix = unique_prefix("rejected");
+    let data = tempfile::tempdir().unwrap();
+    let store = FakeStore::with_devices(vec![
+        device(1, "cold-01", 1, DeviceKind::Sensor, true),
+        device(2, "cold-02", 1, DeviceKind::Sensor, true),
+    ]);
+    store.reject_device(2);
+    let mut config = gateway_config(data.path(), &prefix, None);
+    // One batch for the lot, so the rejection has neighbours.
+    config.runtime.batch_wait_ms = 200;
+    let gateway = start_gateway(
+        config,
+        mqtt_settings(addr, &unique_id("gw-rej")),
+        store.clone(),
+    )
+    .await;
+    wait_subscribed(&gateway).await;
+
+    let device = Publisher::connect(addr, &unique_id("dev-rej"), false);
+    let t0 = now_ms() - 60_000;
+    for seq in 0..20u64 {
+        let dev = if seq % 5 == 4 { "cold-02" } else { "cold-01" };
+        device
+            .publish(
+                &format!("{prefix}/1/{dev}/telemetry"),
+                reading(seq, t0 + seq as i64),
+            )
+            .await;
+    }
+    device.wait_acked(20, Duration::from_secs(10)).await;
+    wait_until(
+        "all 20 are stored or refused",
+        Duration::from_secs(10),
+        || {
+            let s = gateway.stats();
+            s.stored + s.refused == 20 && s.acked == 20
+        },
+    )
+    .await;
+    let stats = gateway.stats();
+    assert_eq!(stats.stored, 16, "{stats:?}");
+    assert_eq!(stats.refused, 4, "{stats:?}");
+    assert_eq!(stats.refusals.get(Reason::RejectedByDatabase), 4);
+    assert_eq!(stats.acked, 20, "refused messages are acknowledged too");
+    assert_eq!(store.reading_count(), 16 * 2);
+    gateway.shutdown().await;
 }

@@ -11,4 +11,5 @@ mod ingest;
 mod outage;
 mod replicas;
 mod restart;
+mod spool_full;
 mod support;

@@ -53,9 +53,14 @@ async fn a_database_outage_mid_stream_is_spooled_and_drained_in_order() {
         store.reading_count() as u64 == 2 * N
     })
     .await;
-    wait_until("the spool is drained", Duration::from_secs(10), || {
-        gateway.stats().spool.pending == 0
-    })
+    wait_until(
+        "the spool is drained and counted",
+        Duration::from_secs(10),
+        || {
+            let s = gateway.stats();
+            s.spool.pending == 0 && s.stored == N && s.drained == s.spooled
+        },
+    )
     .await;
 
     let stats = gateway.stats();

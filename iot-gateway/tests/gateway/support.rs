@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -64,6 +64,8 @@ pub struct Db {
 pub struct FakeStore {
     db: Mutex<Db>,
     down: AtomicBool,
+    /// A device id whose messages the database refuses (a constraint), 0 for none.
+    reject_device: AtomicI64,
     pub failed_writes: AtomicU64,
 }
 
@@ -80,6 +82,10 @@ impl FakeStore {
 
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn reject_device(&self, id: i64) {
+        self.reject_device.store(id, Ordering::SeqCst);
     }
 
     fn check_up(&self) -> Result<(), StoreError> {
@@ -115,6 +121,12 @@ impl Store for FakeStore {
         if let Err(e) = self.check_up() {
             self.failed_writes.fetch_add(1, Ordering::Relaxed);
             return Err(e);
+        }
+        let rejected = self.reject_device.load(Ordering::SeqCst);
+        if batch.iter().any(|m| m.device_id == rejected) {
+            return Err(StoreError::Rejected(format!(
+                "device {rejected} violates a constraint"
+            )));
         }
         let mut db = self.db();
         for msg in batch {
