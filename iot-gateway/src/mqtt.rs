@@ -250,6 +250,9 @@ impl MqttSettings {
     }
 }
 
+/// How long, after sending DISCONNECT, the poller waits for the broker to close the connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Room for every possible unacknowledged message's ack plus a few subscribes and a disconnect.
 pub(crate) const REQUEST_CHANNEL_CAPACITY: usize = 65_535 + 64;
 
@@ -467,14 +470,24 @@ pub(crate) async fn run(
     let mut backoff = Backoff::new(settings.retry_min, settings.retry_max);
     let mut failures: u32 = 0;
     let mut subscribed_once = false;
+    // Set once the DISCONNECT is out: see the `Outgoing::Disconnect` arm.
+    let mut closing: Option<tokio::time::Instant> = None;
     loop {
-        let event = tokio::select! {
-            event = eventloop.poll() => event,
-            // While stopping, a poll that hangs (broker gone) must not hold up the shutdown; the
-            // handle also bounds the wait.
-            _ = wait_stopping(&mut stop), if *stop.borrow() && !link.connected.load(Ordering::Acquire) => break,
+        let event = match closing {
+            Some(deadline) => match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                Ok(event) => event,
+                Err(_) => break,
+            },
+            None => tokio::select! {
+                event = eventloop.poll() => event,
+                // While stopping, a poll that hangs (broker gone) must not hold up the shutdown;
+                // the handle also bounds the wait.
+                _ = wait_stopping(&mut stop), if *stop.borrow() && !link.connected.load(Ordering::Acquire) => break,
+            },
         };
         match event {
+            // Closing: the pipeline has stopped; the broker delivers this again later.
+            Ok(Event::Incoming(Packet::Publish(_))) if closing.is_some() => {}
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 link.received.fetch_add(1, Ordering::Relaxed);
                 if publish.qos == QoS::AtMostOnce {
@@ -536,15 +549,19 @@ pub(crate) async fn run(
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                // Do not close the socket yet: the broker may still be sending, and closing a
+                // socket with unread data makes the kernel send a reset, upon which the broker's
+                // kernel discards what it has not read yet — the last acknowledgements among
+                // it. Read on (dropping publishes) until the broker closes the connection.
                 if *stop.borrow() {
-                    break;
+                    closing = Some(tokio::time::Instant::now() + CLOSE_WAIT);
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 let was_connected = link.connected.swap(false, Ordering::AcqRel);
                 acker.next_epoch(&mut eventloop);
-                if *stop.borrow() {
+                if *stop.borrow() || closing.is_some() {
                     break;
                 }
                 if matches!(e, ConnectionError::RequestsDone) {

@@ -80,3 +80,77 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     }
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_mid_stream_acknowledges_exactly_what_it_stored_on_mosquitto() {
+    let test = "a_graceful_shutdown_mid_stream_acknowledges_exactly_what_it_stored_on_mosquitto";
+    let Some(broker) = OwnMosquitto::start(test) else {
+        return;
+    };
+    graceful_shutdown_mid_stream(broker.addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_mid_stream_acknowledges_exactly_what_it_stored_on_the_embedded_broker()
+{
+    let broker = suyuan_iot_gateway::EmbeddedBroker::start(
+        "127.0.0.1:0".parse().unwrap(),
+        suyuan_iot_gateway::BrokerConfig::default(),
+    )
+    .unwrap();
+    graceful_shutdown_mid_stream(broker.local_addr()).await;
+}
+
+/// Stops the gateway gracefully while a stream is coming in and a slow write is in hand, then
+/// starts it again under the same client id: the broker must redeliver exactly what was not
+/// acknowledged, and nothing that was stored.
+async fn graceful_shutdown_mid_stream(addr: std::net::SocketAddr) {
+    let prefix = unique_prefix("graceful");
+    let data = tempfile::tempdir().unwrap();
+    let store = FakeStore::with_devices(vec![device(1, "cold-01", 1, DeviceKind::Sensor, true)]);
+    // A slow database: the shutdown finds a batch being written, which must be acknowledged
+    // before the client disconnects (a crash at that moment would have it delivered again).
+    store.set_write_delay(Duration::from_millis(50));
+    let config = gateway_config(data.path(), &prefix, None);
+    let id = unique_id("gw-graceful");
+    let gateway = start_gateway(config.clone(), mqtt_settings(addr, &id), store.clone()).await;
+    wait_subscribed(&gateway).await;
+    let mut gateway = Some(gateway);
+
+    let device = Publisher::connect(addr, &unique_id("dev-graceful"), false);
+    let topic = format!("{prefix}/1/cold-01/telemetry");
+    let t0 = now_ms() - 120_000;
+    const N: u64 = 3000;
+    for seq in 0..N {
+        device.publish(&topic, reading(seq, t0 + seq as i64)).await;
+        if seq == N / 2 {
+            // Stop in the middle of the stream, with a batch in hand.
+            wait_until("the gateway is busy", Duration::from_secs(10), || {
+                store.reading_count() > 200
+            })
+            .await;
+            if let Some(gateway) = gateway.take() {
+                gateway.shutdown().await;
+            }
+        }
+    }
+    device.wait_acked(N, Duration::from_secs(20)).await;
+    let first = store.db().readings.len() as u64 / 2;
+    assert!(first > 0 && first < N, "{first}");
+
+    // The same client id again: the broker redelivers exactly what was not acknowledged.
+    let again = start_gateway(config, mqtt_settings(addr, &id), store.clone()).await;
+    wait_until("every reading is stored", Duration::from_secs(20), || {
+        store.reading_count() as u64 == 2 * N
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = again.stats();
+    let rewritten = store.db().readings.values().filter(|(_, w)| *w > 1).count() as u64 / 2;
+    assert_eq!(
+        rewritten, 0,
+        "a message stored before the shutdown came again: its ack was lost ({stats:?})"
+    );
+    assert_eq!(stats.received, N - first, "{stats:?}");
+    again.shutdown().await;
+}

@@ -66,6 +66,8 @@ pub struct FakeStore {
     down: AtomicBool,
     /// A device id whose messages the database refuses (a constraint), 0 for none.
     reject_device: AtomicI64,
+    /// How long each write takes, ms (a database under load).
+    write_delay_ms: AtomicU64,
     pub failed_writes: AtomicU64,
 }
 
@@ -82,6 +84,11 @@ impl FakeStore {
 
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn set_write_delay(&self, delay: Duration) {
+        self.write_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn reject_device(&self, id: i64) {
@@ -121,6 +128,10 @@ impl Store for FakeStore {
         if let Err(e) = self.check_up() {
             self.failed_writes.fetch_add(1, Ordering::Relaxed);
             return Err(e);
+        }
+        let delay = self.write_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
         }
         let rejected = self.reject_device.load(Ordering::SeqCst);
         if batch.iter().any(|m| m.device_id == rejected) {
