@@ -20,7 +20,7 @@
 //!   `log_segment_bytes`; a subscriber further behind than that (a gateway away for long during
 //!   a burst) skips ahead and those messages are lost, so the log is sized generously.
 //! - A publish larger than `max_packet_bytes` disconnects its publisher. The default equals the
-//!   gateway client's [`DEFAULT_MAX_PACKET_BYTES`](crate::mqtt::DEFAULT_MAX_PACKET_BYTES), so
+//!   gateway client's [`DEFAULT_MAX_PACKET_BYTES`], so
 //!   anything the broker accepts, the gateway can read (and refuse when it is over the image
 //!   limit) — a larger packet would break the gateway's connection on every redelivery.
 //!

@@ -1,22 +1,26 @@
 //! The MQTT side of the gateway: connection settings, the event loop that is polled without
 //! pause, and acknowledgements that can never reach the wrong message.
 //!
-//! Three traps of rumqttc shape this module:
+//! Four traps shape this module:
 //!
 //! - The event loop must be polled continuously: it is what reads packets, writes queued acks
-//!   and sends keep-alive pings. [`run`] does nothing else; it hands every publish to the
+//!   and sends keep-alive pings. The poller does nothing else; it hands every publish to the
 //!   pipeline over an unbounded channel (never awaiting the pipeline) and never awaits an
 //!   acknowledgement itself — a poller waiting for room in the request channel that only it
 //!   empties is a deadlock.
 //! - `poll()` reconnects at once when called after an error, so a broker that is down would be
-//!   hammered; [`run`] sleeps with exponential back-off and jitter between attempts.
+//!   hammered; the poller sleeps with exponential back-off and jitter between attempts.
 //! - An acknowledgement carries only a packet id, and after a reconnect the broker reuses ids: an
 //!   ack queued for a message of the old connection could acknowledge a *different* message of
 //!   the new one (before it is stored), and rumqttd treats an unexpected ack as a protocol error.
-//!   Every delivery therefore carries the *epoch* of its connection, and [`Acker`] sends an ack
+//!   Every delivery therefore carries the *epoch* of its connection, and an ack is sent
 //!   only while that connection is the current one. A stale ack is dropped: the broker redelivers
 //!   the message on the new connection (persistent session), where the idempotent write absorbs
 //!   it and its ack goes out then.
+//! - Closing a socket that still has unread data makes the kernel send a reset, and the broker's
+//!   kernel then discards what the broker had not read yet — the last acknowledgements among it.
+//!   On a graceful stop the poller therefore reads on after its DISCONNECT until the broker closes
+//!   the connection.
 //!
 //! The client uses MQTT 3.1.1, QoS 1, a persistent session (`clean_session = false`) under a
 //! stable client id per replica, and manual acknowledgements.

@@ -1,5 +1,5 @@
 //! What the gateway needs from the database, as a trait: the MQTT runtime is written and tested
-//! against it, and the `suyuan` binary plugs in the real database ([`crate::db::CoreStore`]).
+//! against it, and the `suyuan` binary plugs in the real database (`CoreStore` in `server/src/iot/store.rs`).
 //!
 //! The contract that makes "nothing acknowledged is ever lost" hold:
 //! - [`Store::write`] commits a whole batch in one transaction or nothing, and is idempotent
