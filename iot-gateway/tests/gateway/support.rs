@@ -480,9 +480,10 @@ impl OwnMosquitto {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
+        // The shell's own `kill`: no package needed for it.
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -TERM {}", child.id()))
             .status()
             .unwrap();
         assert!(status.success());
