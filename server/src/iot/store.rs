@@ -175,19 +175,21 @@ fn write_batch(c: &mut DbConnection, batch: &[Accepted], config: &RuleConfig) ->
             }
         }
     }
-    let inserted = iot::insert_readings(c, &rows)?;
-    iot::touch_devices(c, &seen.into_iter().collect::<Vec<_>>())?;
-    if inserted.is_empty() {
-        return Ok(());
-    }
+    // Rules first: without any on these sites, nothing needs to know which readings are new.
     let sites: Vec<suyuan_core::SiteId> = who
         .values()
         .map(|(_, s)| suyuan_core::SiteId(s.0))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let rules = iot::enabled_rules_for_sites(c, &sites)?;
-    if rules.is_empty() {
+    let rules = if sites.is_empty() {
+        Vec::new()
+    } else {
+        iot::enabled_rules_for_sites(c, &sites)?
+    };
+    let inserted = iot::insert_readings(c, &rows, !rules.is_empty())?;
+    iot::touch_devices(c, &seen.into_iter().collect::<Vec<_>>())?;
+    if inserted.is_empty() || rules.is_empty() {
         return Ok(());
     }
     // Only the rows this transaction inserted are evaluated: a redelivery changes nothing.

@@ -249,46 +249,91 @@ pub struct NewReading {
 /// The identity of a stored reading: (device, metric, ts, seq).
 pub type ReadingKey = (i64, String, i64, i64);
 
-/// Stores readings, skipping those already stored; returns the keys of the rows it inserted.
+/// A stored reading's key, as PostgreSQL's `RETURNING` gives it.
+#[derive(Debug, QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    device_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    metric: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    ts: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+}
+
+/// Stores readings, skipping those already stored. With `want_keys` (rules must see what is new) it
+/// returns the keys of the rows it inserted; without, an empty list.
 ///
-/// PostgreSQL says which rows it inserted (`RETURNING` of `ON CONFLICT DO NOTHING`). SQLite's writes are
-/// serialised by [`crate::Database::write`], so there the keys already present in the chunk's span are
-/// read first and the rest are the new ones.
+/// PostgreSQL gets the whole batch as nine arrays in one `INSERT … SELECT FROM unnest(…)`: one statement,
+/// one plan, whatever the batch size, and `RETURNING` says which rows were new. SQLite gets multi-row
+/// `INSERT OR IGNORE` statements; its writes are serialised by [`crate::Database::write`], so the keys
+/// already present in a chunk's span, read first, tell the new ones apart.
 pub fn insert_readings(
     conn: &mut DbConnection,
     rows: &[NewReading],
+    want_keys: bool,
 ) -> CoreResult<Vec<ReadingKey>> {
-    let mut inserted = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(READING_CHUNK) {
-        match conn {
-            DbConnection::Postgresql(c) => {
-                let keys: Vec<ReadingKey> = diesel::insert_into(r::readings)
-                    .values(chunk)
-                    .on_conflict_do_nothing()
-                    .returning((r::device_id, r::metric, r::ts, r::seq))
-                    .get_results(c)?;
-                inserted.extend(keys);
+    use diesel::sql_types::{Array, BigInt, Bool, Double, Text};
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut inserted = Vec::new();
+    match conn {
+        DbConnection::Postgresql(c) => {
+            let sql = format!(
+                "INSERT INTO readings (device_id, metric, ts, seq, site_id, value, unit, received_at, late) \
+                 SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
+                 $6::float8[], $7::text[], $8::int8[], $9::bool[]) ON CONFLICT DO NOTHING{}",
+                if want_keys {
+                    " RETURNING device_id, metric, ts, seq"
+                } else {
+                    ""
+                }
+            );
+            let q = diesel::sql_query(sql)
+                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.device_id).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(rows.iter().map(|x| x.metric.as_str()).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.ts).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.seq).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.site_id).collect::<Vec<_>>())
+                .bind::<Array<Double>, _>(rows.iter().map(|x| x.value).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(rows.iter().map(|x| x.unit.as_str()).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.received_at).collect::<Vec<_>>())
+                .bind::<Array<Bool>, _>(rows.iter().map(|x| x.late).collect::<Vec<_>>());
+            if want_keys {
+                let keys: Vec<KeyRow> = q.load(c)?;
+                inserted.extend(keys.into_iter().map(|k| (k.device_id, k.metric, k.ts, k.seq)));
+            } else {
+                q.execute(c)?;
             }
-            DbConnection::Sqlite(c) => {
-                let mut devices: Vec<i64> = chunk.iter().map(|x| x.device_id).collect();
-                devices.sort_unstable();
-                devices.dedup();
-                let lo = chunk.iter().map(|x| x.ts).min().unwrap_or(0);
-                let hi = chunk.iter().map(|x| x.ts).max().unwrap_or(0);
-                let mut present: std::collections::HashSet<ReadingKey> = r::readings
-                    .filter(r::device_id.eq_any(&devices))
-                    .filter(r::ts.between(lo, hi))
-                    .select((r::device_id, r::metric, r::ts, r::seq))
-                    .load::<ReadingKey>(c)?
-                    .into_iter()
-                    .collect();
+        }
+        DbConnection::Sqlite(c) => {
+            for chunk in rows.chunks(READING_CHUNK) {
+                let mut present = std::collections::HashSet::new();
+                if want_keys {
+                    let mut devices: Vec<i64> = chunk.iter().map(|x| x.device_id).collect();
+                    devices.sort_unstable();
+                    devices.dedup();
+                    let lo = chunk.iter().map(|x| x.ts).min().unwrap_or(0);
+                    let hi = chunk.iter().map(|x| x.ts).max().unwrap_or(0);
+                    present = r::readings
+                        .filter(r::device_id.eq_any(&devices))
+                        .filter(r::ts.between(lo, hi))
+                        .select((r::device_id, r::metric, r::ts, r::seq))
+                        .load::<ReadingKey>(c)?
+                        .into_iter()
+                        .collect();
+                }
                 diesel::insert_or_ignore_into(r::readings)
                     .values(chunk)
                     .execute(c)?;
-                for x in chunk {
-                    let key = (x.device_id, x.metric.clone(), x.ts, x.seq);
-                    if present.insert(key.clone()) {
-                        inserted.push(key);
+                if want_keys {
+                    for x in chunk {
+                        let key = (x.device_id, x.metric.clone(), x.ts, x.seq);
+                        if present.insert(key.clone()) {
+                            inserted.push(key);
+                        }
                     }
                 }
             }
