@@ -675,6 +675,7 @@ fn setup_county(db: &Database, rng: &mut StdRng) -> Result<County> {
                         brand: Some("华宁柑橘".into()),
                         certifications: certs.clone(),
                         gtin: None,
+                        label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
                     },
                 )?;
                 product_ids.push(product.id);

@@ -35,7 +35,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use suyuan_core::db::{self, DatabaseUrl, PoolConfig};
-use suyuan_core::model::{Actor, DeviceKind, NewDevice, NewOrganisation, NewSite, NewUser, OrgKind, Role, SiteKind};
+use suyuan_core::model::{
+    Actor, DeviceKind, NewDevice, NewOrganisation, NewSite, NewUser, OrgKind, Role, SiteKind,
+};
 use suyuan_core::store::{iot, orgs, sites, users};
 use suyuan_core::Database;
 use suyuan_iot_gateway::mqtt::MqttSettings;
@@ -65,15 +67,26 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// Messages per second to try, ascending (4 readings each).
-    #[arg(long, value_delimiter = ',', default_value = "2500,5000,7500,10000,12500,15000,20000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "2500,5000,7500,10000,12500,15000,20000"
+    )]
     rates: Vec<u64>,
     /// Devices publishing at once.
     #[arg(long, default_value_t = 20)]
     publishers: usize,
+    /// Readings generated for the range-query measurement on PostgreSQL (0 skips it).
+    #[arg(long, default_value_t = 20_000_000)]
+    scale_rows: i64,
     /// Images to publish (200 KB each).
     #[arg(long, default_value_t = 150)]
     images: usize,
-    #[arg(long, env = "SUYUAN_TEST_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(
+        long,
+        env = "SUYUAN_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
     postgres: String,
     /// Ignored (cargo bench passes it).
     #[arg(long)]
@@ -88,15 +101,25 @@ fn main() -> Result<()> {
         .build()?;
     let dir = tempfile::tempdir()?;
     let broker = Mosquitto::start(dir.path())?;
-    println!("Mosquitto on 127.0.0.1:{} (max_inflight_messages 1000, max_queued_messages 0)", broker.port);
-    println!("{} s per rate, {} devices publishing, 4 readings per message\n", args.seconds, args.publishers);
+    println!(
+        "Mosquitto on 127.0.0.1:{} (max_inflight_messages 1000, max_queued_messages 0)",
+        broker.port
+    );
+    println!(
+        "{} s per rate, {} devices publishing, 4 readings per message\n",
+        args.seconds, args.publishers
+    );
 
     println!("mosquitto_sub -q 1 alone:");
     let sub = sweep(&args, |rate| {
         let sub = MosquittoSub::start(broker.port)?;
         let published = rt.block_on(publish(broker.port, &args, rate, "sub"))?;
         let received = sub.wait_for(published.acked, published.ended + GRACE);
-        Ok(Trial { acked: published.acked, arrived: received, latencies: Vec::new() })
+        Ok(Trial {
+            acked: published.acked,
+            arrived: received,
+            latencies: Vec::new(),
+        })
     })?;
 
     let mut rows = Vec::new();
@@ -116,16 +139,29 @@ fn main() -> Result<()> {
         let data = dir.path().join(format!("gw-{backend}"));
         let mut config = GatewayConfig::under_data(&data);
         config.topics.share_group = None;
-        let mqtt = MqttSettings::from_url(&format!("mqtt://127.0.0.1:{}?client_id=bench-gw-{backend}", broker.port))?;
+        let mqtt = MqttSettings::from_url(&format!(
+            "mqtt://127.0.0.1:{}?client_id=bench-gw-{backend}",
+            broker.port
+        ))?;
         let handle = rt.block_on(Gateway::start(config, mqtt, counting.clone()))?;
         std::thread::sleep(Duration::from_millis(500));
         let result = sweep(&args, |rate| {
             counting.reset();
             let published = rt.block_on(publish(broker.port, &args, rate, "gw"))?;
             let stored = counting.wait_for(published.acked, published.ended + GRACE);
-            Ok(Trial { acked: published.acked, arrived: stored, latencies: counting.latencies() })
+            Ok(Trial {
+                acked: published.acked,
+                arrived: stored,
+                latencies: counting.latencies(),
+            })
         })?;
-        let images = rt.block_on(publish_images(broker.port, site, &devices[0], args.images, &counting))?;
+        let images = rt.block_on(publish_images(
+            broker.port,
+            site,
+            &devices[0],
+            args.images,
+            &counting,
+        ))?;
         rt.block_on(handle.shutdown());
         let stored_rows = db.db.read(|c| {
             let (points, _) = iot::site_readings(
@@ -141,23 +177,37 @@ fn main() -> Result<()> {
             Ok(points.len())
         })?;
         anyhow::ensure!(stored_rows > 0, "no readings stored");
+        if *backend == "postgres" && args.scale_rows > 0 {
+            scale_queries(&db, args.scale_rows)?;
+        }
         rows.push((backend.to_string(), result, images, alone));
         db.drop_schema();
     }
 
     println!("\n== Summary (this machine, one run) ==");
     let broker_rate = sub.best.map_or(0.0, |b| b.rate as f64);
-    println!("broker (mosquitto_sub -q 1): {:>8.0} msg/s = {:>8.0} readings/s sustained", broker_rate, broker_rate * 4.0);
+    println!(
+        "broker (mosquitto_sub -q 1): {:>8.0} msg/s = {:>8.0} readings/s sustained",
+        broker_rate,
+        broker_rate * 4.0
+    );
     for (backend, r, images, alone) in &rows {
         let rate = r.best.map_or(0.0, |b| b.rate as f64);
         let readings = rate * 4.0;
-        let ratio = if broker_rate > 0.0 { rate / broker_rate } else { 0.0 };
+        let ratio = if broker_rate > 0.0 {
+            rate / broker_rate
+        } else {
+            0.0
+        };
         let (p50, p99) = r.best.map_or((0.0, 0.0), |b| (b.p50_ms, b.p99_ms));
         println!(
             "gateway → {backend:<8}: {rate:>8.0} msg/s = {readings:>8.0} readings/s sustained ({:.0} % of the broker) {}; latency publish→commit p50 {p50:.0} ms, p99 {p99:.0} ms; images {images:.1}/s (200 KB, with thumbnails); the store alone {alone:.0} readings/s",
             ratio * 100.0,
             verdict(readings >= TARGET_READINGS_PER_S && ratio >= TARGET_SHARE),
         );
+    }
+    if let Ok(Some((n, p50, p99))) = SCALE.lock().map(|s| *s) {
+        println!("PostgreSQL range query, one site's day among {n} readings (monthly partitions): median {p50:.1} ms, p99 {p99:.1} ms");
     }
     println!("targets: ≥ {TARGET_READINGS_PER_S:.0} readings/s into each database and ≥ {:.0} % of the broker's rate", TARGET_SHARE * 100.0);
     Ok(())
@@ -207,12 +257,20 @@ fn sweep(args: &Args, mut trial: impl FnMut(u64) -> Result<Trial>) -> Result<Swe
             if p50 > 0.0 { format!("  latency p50 {p50:.0} ms p99 {p99:.0} ms") } else { String::new() },
         );
         if t.arrived > t.acked {
-            bail!("more arrived ({}) than was acknowledged ({}): duplicates", t.arrived, t.acked);
+            bail!(
+                "more arrived ({}) than was acknowledged ({}): duplicates",
+                t.arrived,
+                t.acked
+            );
         }
         if !kept_up || offered < rate as f64 * 0.9 {
             break;
         }
-        best = Some(Best { rate, p50_ms: p50, p99_ms: p99 });
+        best = Some(Best {
+            rate,
+            p50_ms: p50,
+            p99_ms: p99,
+        });
     }
     Ok(Sweep { best })
 }
@@ -225,6 +283,116 @@ fn percentiles(mut v: Vec<i64>) -> (f64, f64) {
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64;
     (at(0.5), at(0.99))
 }
+
+/// Range queries over a readings table of `rows` rows: 20 sites with 10 devices each, two metrics every
+/// 5 minutes over months (so across monthly partitions); then one site's day, 50 times at random.
+fn scale_queries(db: &BenchDb, rows: i64) -> Result<()> {
+    let (sites_n, per_site) = (20usize, 10usize);
+    let per_device = rows / (sites_n * per_site * 2) as i64;
+    let step = 5 * 60_000i64;
+    let to = now_ms() - 86_400_000;
+    let from = to - per_device * step;
+    let mut devices = Vec::new();
+    let org = db.db.write(|c| {
+        orgs::create(
+            c,
+            &NewOrganisation {
+                name: "规模测试冷链".into(),
+                kind: OrgKind::Logistics,
+                credit_code: None,
+                division_code: "530424".into(),
+                address: None,
+                public_contact: None,
+            },
+        )
+    })?;
+    for s in 0..sites_n {
+        let site = db.db.write(|c| {
+            sites::create_site(
+                c,
+                org.id,
+                &NewSite {
+                    name: format!("冷库{s}"),
+                    kind: SiteKind::ColdStore,
+                    division_code: "530424".into(),
+                    address: None,
+                    latitude: None,
+                    longitude: None,
+                    area_mu: None,
+                },
+            )
+        })?;
+        for d in 0..per_site {
+            let id = format!("scale-{s:02}-{d:02}");
+            let dev = db.db.write(|c| {
+                iot::register_device(
+                    c,
+                    &db.operator,
+                    &NewDevice {
+                        site_id: site.id,
+                        client_id: id.clone(),
+                        kind: DeviceKind::Sensor,
+                        name: id.clone(),
+                    },
+                )
+            })?;
+            devices.push((dev.device.id, site.id));
+        }
+    }
+    let t = Instant::now();
+    let mut n = 0;
+    for chunk in devices.chunks(10) {
+        n += db
+            .db
+            .write(|c| iot::generate_readings(c, chunk, from, step, per_device))?;
+    }
+    db.db.write(iot::analyze_readings)?;
+    println!(
+        "  range queries: {n} readings generated ({} sites × {per_site} devices × 2 metrics, every 5 min over {:.0} days) in {:.0} s",
+        sites_n,
+        (to - from) as f64 / 86_400_000.0,
+        t.elapsed().as_secs_f64()
+    );
+    let mut lat = Vec::new();
+    let mut points = 0;
+    let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..50 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let (_, site) = devices[(rng % devices.len() as u64) as usize];
+        let day = from + (rng % ((to - from) as u64 / 86_400_000).max(1)) as i64 * 86_400_000;
+        let t = Instant::now();
+        let (p, _) = db.db.read(|c| {
+            iot::site_readings(
+                c,
+                &db.operator,
+                site,
+                day,
+                day + 86_400_000,
+                None,
+                None,
+                20_000,
+            )
+        })?;
+        lat.push(t.elapsed().as_micros() as i64);
+        points += p.len();
+    }
+    let (p50, p99) = percentiles(lat);
+    println!(
+        "  one site's day out of {n} readings: median {:.1} ms, p99 {:.1} ms ({} points per query)",
+        p50 / 1000.0,
+        p99 / 1000.0,
+        points / 50
+    );
+    SCALE
+        .lock()
+        .map(|mut s| *s = Some((n, p50 / 1000.0, p99 / 1000.0)))
+        .ok();
+    Ok(())
+}
+
+static SCALE: Mutex<Option<(u64, f64, f64)>> = Mutex::new(None);
 
 /// Readings per second `Store::write` takes on its own: 100 batches of 500 messages of 4 readings, as the
 /// pipeline hands them over, without MQTT.
@@ -245,7 +413,12 @@ fn store_alone(store: &CoreStore, devices: &[String], site: i64) -> Result<f64> 
             .map(|i| {
                 let (id, client) = &ids[(i as usize) % ids.len()];
                 let ts = t0 + b * 500 + i;
-                let values = [("temp_c", 4.0), ("rh_pct", 85.0), ("co2_ppm", 420.0), ("light_lux", 900.0)];
+                let values = [
+                    ("temp_c", 4.0),
+                    ("rh_pct", 85.0),
+                    ("co2_ppm", 420.0),
+                    ("light_lux", 900.0),
+                ];
                 Accepted {
                     received_at_ms: ts,
                     device_id: *id,
@@ -260,7 +433,8 @@ fn store_alone(store: &CoreStore, devices: &[String], site: i64) -> Result<f64> 
                                 seq: Some(-2 - (b * 500 + i)),
                                 metric: (*m).into(),
                                 value: *v,
-                                unit: suyuan_iot_gateway::Unit::of_metric(m).unwrap_or(suyuan_iot_gateway::Unit::Count),
+                                unit: suyuan_iot_gateway::Unit::of_metric(m)
+                                    .unwrap_or(suyuan_iot_gateway::Unit::Count),
                             })
                             .collect(),
                     ),
@@ -345,7 +519,10 @@ async fn publish(port: u16, args: &Args, rate: u64, tag: &str) -> Result<Publish
     for t in tasks {
         t.await?;
     }
-    Ok(Published { acked: acked.load(Ordering::Relaxed), ended: Instant::now() })
+    Ok(Published {
+        acked: acked.load(Ordering::Relaxed),
+        ended: Instant::now(),
+    })
 }
 
 const SITE_PLACEHOLDER: &str = "{site}";
@@ -353,8 +530,15 @@ static SITE: AtomicU64 = AtomicU64::new(0);
 
 /// Publishes `count` distinct 200 KB JPEGs from one camera, as fast as the gateway takes them; images
 /// stored per second.
-async fn publish_images(port: u16, site: i64, camera: &str, count: usize, store: &CountingStore) -> Result<f64> {
-    let images: Vec<Vec<u8>> = tokio::task::spawn_blocking(move || (0..count).map(jpeg_200k).collect()).await?;
+async fn publish_images(
+    port: u16,
+    site: i64,
+    camera: &str,
+    count: usize,
+    store: &CountingStore,
+) -> Result<f64> {
+    let images: Vec<Vec<u8>> =
+        tokio::task::spawn_blocking(move || (0..count).map(jpeg_200k).collect()).await?;
     let avg = images.iter().map(Vec::len).sum::<usize>() / images.len().max(1);
     store.reset();
     let mut opts = MqttOptions::new("pub-images", "127.0.0.1", port);
@@ -371,13 +555,19 @@ async fn publish_images(port: u16, site: i64, camera: &str, count: usize, store:
     let start = Instant::now();
     let base = now_ms() - 60_000;
     for (i, img) in images.into_iter().enumerate() {
-        let topic = format!("suyuan/v1/{site}/{camera}-cam/image/jpeg/{}", base + i as i64);
+        let topic = format!(
+            "suyuan/v1/{site}/{camera}-cam/image/jpeg/{}",
+            base + i as i64
+        );
         client.publish(topic, QoS::AtLeastOnce, false, img).await?;
     }
     let stored = store.wait_images(count as u64, Instant::now() + Duration::from_secs(120));
     let secs = start.elapsed().as_secs_f64();
     poller.abort();
-    println!("  images: {stored} of {count} stored ({} KB each) in {secs:.1} s", avg / 1024);
+    println!(
+        "  images: {stored} of {count} stored ({} KB each) in {secs:.1} s",
+        avg / 1024
+    );
     Ok(stored as f64 / secs)
 }
 
@@ -411,7 +601,12 @@ struct CountingStore {
 
 impl CountingStore {
     fn new(inner: CoreStore) -> Self {
-        CountingStore { inner, readings: AtomicU64::new(0), images: AtomicU64::new(0), latencies: Mutex::new(Vec::new()) }
+        CountingStore {
+            inner,
+            readings: AtomicU64::new(0),
+            images: AtomicU64::new(0),
+            latencies: Mutex::new(Vec::new()),
+        }
     }
 
     fn reset(&self) {
@@ -447,10 +642,15 @@ impl CountingStore {
 }
 
 impl Store for CountingStore {
-    fn device(&self, id: &suyuan_iot_gateway::ClientId) -> Result<Option<suyuan_iot_gateway::DeviceInfo>, suyuan_iot_gateway::StoreError> {
+    fn device(
+        &self,
+        id: &suyuan_iot_gateway::ClientId,
+    ) -> Result<Option<suyuan_iot_gateway::DeviceInfo>, suyuan_iot_gateway::StoreError> {
         self.inner.device(id)
     }
-    fn devices(&self) -> Result<Vec<suyuan_iot_gateway::DeviceInfo>, suyuan_iot_gateway::StoreError> {
+    fn devices(
+        &self,
+    ) -> Result<Vec<suyuan_iot_gateway::DeviceInfo>, suyuan_iot_gateway::StoreError> {
         self.inner.devices()
     }
     fn write(&self, batch: &[Accepted]) -> Result<(), suyuan_iot_gateway::StoreError> {
@@ -477,7 +677,11 @@ impl Store for CountingStore {
         }
         Ok(())
     }
-    fn add_refusals(&self, counts: &suyuan_iot_gateway::CounterSnapshot, recent: &[suyuan_iot_gateway::RefusalEntry]) -> Result<(), suyuan_iot_gateway::StoreError> {
+    fn add_refusals(
+        &self,
+        counts: &suyuan_iot_gateway::CounterSnapshot,
+        recent: &[suyuan_iot_gateway::RefusalEntry],
+    ) -> Result<(), suyuan_iot_gateway::StoreError> {
         self.inner.add_refusals(counts, recent)
     }
     fn tick(&self, now_ms: i64) -> Result<(), suyuan_iot_gateway::StoreError> {
@@ -504,27 +708,43 @@ impl BenchDb {
                 Some((pg_base.to_owned(), schema)),
             )
         } else {
-            (DatabaseUrl::Sqlite { path: dir.join("bench-gw.sqlite"), create: true }, None)
+            (
+                DatabaseUrl::Sqlite {
+                    path: dir.join("bench-gw.sqlite"),
+                    create: true,
+                },
+                None,
+            )
         };
         let db = Database::open(&url, &PoolConfig::default())?;
         let operator = db.write(|c| {
-            let org = orgs::create(c, &NewOrganisation {
-                name: "运营中心".into(),
-                kind: OrgKind::Operator,
-                credit_code: None,
-                division_code: "530424".into(),
-                address: None,
-                public_contact: None,
-            })?;
-            let u = users::create(c, &NewUser {
+            let org = orgs::create(
+                c,
+                &NewOrganisation {
+                    name: "运营中心".into(),
+                    kind: OrgKind::Operator,
+                    credit_code: None,
+                    division_code: "530424".into(),
+                    address: None,
+                    public_contact: None,
+                },
+            )?;
+            let u = users::create(
+                c,
+                &NewUser {
+                    org_id: org.id,
+                    username: "bench-operator".into(),
+                    display_name: "bench".into(),
+                    phone: None,
+                    role: Role::Operator,
+                    password: "bench-password-2026".into(),
+                },
+            )?;
+            Ok(Actor {
+                user_id: u.id,
                 org_id: org.id,
-                username: "bench-operator".into(),
-                display_name: "bench".into(),
-                phone: None,
                 role: Role::Operator,
-                password: "bench-password-2026".into(),
-            })?;
-            Ok(Actor { user_id: u.id, org_id: org.id, role: Role::Operator })
+            })
         })?;
         Ok(BenchDb { db, operator, pg })
     }
@@ -539,36 +759,73 @@ impl BenchDb {
 /// A cold store with `n` sensors `dev-000…` and one camera `dev-000-cam`; returns the site id and client ids.
 fn register(db: &Database, n: usize) -> Result<(i64, Vec<String>)> {
     let site = db.write(|c| {
-        let org = orgs::create(c, &NewOrganisation {
-            name: "冷链物流".into(),
-            kind: OrgKind::Logistics,
-            credit_code: None,
-            division_code: "530424".into(),
-            address: None,
-            public_contact: None,
-        })?;
-        sites::create_site(c, org.id, &NewSite {
-            name: "1号冷库".into(),
-            kind: SiteKind::ColdStore,
-            division_code: "530424".into(),
-            address: None,
-            latitude: None,
-            longitude: None,
-            area_mu: None,
-        })
+        let org = orgs::create(
+            c,
+            &NewOrganisation {
+                name: "冷链物流".into(),
+                kind: OrgKind::Logistics,
+                credit_code: None,
+                division_code: "530424".into(),
+                address: None,
+                public_contact: None,
+            },
+        )?;
+        sites::create_site(
+            c,
+            org.id,
+            &NewSite {
+                name: "1号冷库".into(),
+                kind: SiteKind::ColdStore,
+                division_code: "530424".into(),
+                address: None,
+                latitude: None,
+                longitude: None,
+                area_mu: None,
+            },
+        )
     })?;
     let operator = db.read(|c| {
         let u = users::list(c, None, suyuan_core::store::Page::FIRST)?;
-        let u = u.items.into_iter().find(|u| u.role == Role::Operator).ok_or(suyuan_core::CoreError::NotFound { what: "operator" })?;
-        Ok(Actor { user_id: u.id, org_id: u.org_id, role: u.role })
+        let u = u
+            .items
+            .into_iter()
+            .find(|u| u.role == Role::Operator)
+            .ok_or(suyuan_core::CoreError::NotFound { what: "operator" })?;
+        Ok(Actor {
+            user_id: u.id,
+            org_id: u.org_id,
+            role: u.role,
+        })
     })?;
     let mut ids = Vec::new();
     for i in 0..n {
         let id = format!("dev-{i:03}");
-        db.write(|c| iot::register_device(c, &operator, &NewDevice { site_id: site.id, client_id: id.clone(), kind: DeviceKind::Sensor, name: id.clone() }))?;
+        db.write(|c| {
+            iot::register_device(
+                c,
+                &operator,
+                &NewDevice {
+                    site_id: site.id,
+                    client_id: id.clone(),
+                    kind: DeviceKind::Sensor,
+                    name: id.clone(),
+                },
+            )
+        })?;
         ids.push(id);
     }
-    db.write(|c| iot::register_device(c, &operator, &NewDevice { site_id: site.id, client_id: "dev-000-cam".into(), kind: DeviceKind::Camera, name: "camera".into() }))?;
+    db.write(|c| {
+        iot::register_device(
+            c,
+            &operator,
+            &NewDevice {
+                site_id: site.id,
+                client_id: "dev-000-cam".into(),
+                kind: DeviceKind::Camera,
+                name: "camera".into(),
+            },
+        )
+    })?;
     SITE.store(site.id.0 as u64, Ordering::Relaxed);
     Ok((site.id.0, ids))
 }
@@ -588,7 +845,13 @@ impl Mosquitto {
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 1000\nmax_queued_messages 0\nmessage_size_limit 0\nlog_type error\n"
             ),
         )?;
-        let child = Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting mosquitto (Debian package mosquitto)")?;
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting mosquitto (Debian package mosquitto)")?;
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(Mosquitto { child, port });
@@ -615,7 +878,16 @@ struct MosquittoSub {
 impl MosquittoSub {
     fn start(port: u16) -> Result<MosquittoSub> {
         let mut child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "suyuan/v1/+/+/telemetry"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-q",
+                "1",
+                "-t",
+                "suyuan/v1/+/+/telemetry",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

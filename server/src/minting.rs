@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use anyhow::Context;
+use suyuan_core::model::{Certification, LabelField, Organisation, Product};
 use suyuan_core::model::{LabelRun, LabelRunId};
-use suyuan_core::store::{labels, sites};
+use suyuan_core::store::{labels, orgs, sites};
 use suyuan_core::Database;
 use suyuan_label_gen::keystore::{hex, KeyStore, SIGNING_KEY_ENV};
 use suyuan_label_gen::{
@@ -121,10 +122,14 @@ fn write_run(
         .with_context(|| format!("unknown layout {}", run.layout))?;
     let key = settings.signing_key(db, run.key_id)?;
     let font = settings.font()?;
-    let product = db.read(|c| sites::get_product(c, run.product_id))?;
+    let (product, maker) = db.read(|c| {
+        let product = sites::get_product(c, run.product_id)?;
+        let maker = orgs::get(c, product.org_id)?;
+        Ok((product, maker))
+    })?;
     let template = LabelTemplate {
         product_name: product.name.clone(),
-        fields: product.brand.iter().cloned().collect(),
+        fields: label_lines(&product, &maker),
     };
     let mut config = RunConfig::new(run.host.clone(), SheetOptions::new(layout), template);
     config.labels_per_file = settings.labels_per_file.max(1);
@@ -140,6 +145,34 @@ fn write_run(
     Ok(suyuan_label_gen::run(
         &config, &request, &key, &font, progress,
     )?)
+}
+
+/// The lines under the product name, as the product's `label_fields` choose (empty ones left out).
+pub fn label_lines(product: &Product, maker: &Organisation) -> Vec<String> {
+    product
+        .label_fields
+        .iter()
+        .filter_map(|field| match field {
+            LabelField::Brand => product.brand.as_ref().map(|b| format!("品牌：{b}")),
+            LabelField::Certifications => (!product.certifications.is_empty()).then(|| {
+                product
+                    .certifications
+                    .iter()
+                    .map(|c| match c {
+                        Certification::PollutionFree => "无公害农产品",
+                        Certification::GreenFood => "绿色食品",
+                        Certification::Organic => "有机产品",
+                        Certification::GeographicalIndication => "地理标志",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            }),
+            LabelField::Producer => Some(maker.name.clone()),
+            LabelField::Origin => maker.address.as_ref().map(|a| format!("产地：{a}")),
+            LabelField::Category => Some(format!("品类：{}", product.category)),
+            LabelField::Gtin => product.gtin.as_ref().map(|g| format!("GTIN {g}")),
+        })
+        .collect()
 }
 
 /// How far a run being minted on this server has got.

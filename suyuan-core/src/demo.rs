@@ -423,6 +423,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
                 Certification::GeographicalIndication,
             ],
             gtin: None,
+            label_fields: crate::model::LabelField::DEFAULT.to_vec(),
         },
     )?;
     let graded = sites::create_product(
@@ -437,6 +438,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
                 Certification::GeographicalIndication,
             ],
             gtin: None,
+            label_fields: crate::model::LabelField::DEFAULT.to_vec(),
         },
     )?;
     let giftbox = sites::create_product(
@@ -451,6 +453,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
                 Certification::GeographicalIndication,
             ],
             gtin: Some("6901234567892".into()),
+            label_fields: crate::model::LabelField::DEFAULT.to_vec(),
         },
     )?;
 

@@ -65,6 +65,7 @@ diesel::table! {
         certifications -> Text,
         gtin -> Nullable<Text>,
         created_at -> BigInt,
+        label_fields -> Text,
     }
 }
 

@@ -22,6 +22,7 @@ crate::both_backends!(
     lifecycle_over_http_and_the_label_page,
     run_requests_are_checked,
     demo_county_has_a_label_in_each_state,
+    product_chooses_what_its_labels_show,
 );
 
 #[test]
@@ -559,4 +560,76 @@ fn offline_verification(app: TestApp) {
         missing.is_err(),
         "a missing keys file is an error, not a verdict"
     );
+}
+
+/// The text of a PDF, as `pdftotext` extracts it (the font subset maps glyphs back to characters).
+fn pdf_text(app: &TestApp, token: &str, run: &Value) -> Option<String> {
+    if !have("pdftotext") {
+        assert!(
+            !tools_required(),
+            "pdftotext (poppler-utils) is required here (CI)"
+        );
+        eprintln!("SKIPPED text check: install poppler-utils");
+        return None;
+    }
+    let file = run["files"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"].as_str().is_some_and(|n| n.ends_with(".pdf")))?;
+    let (_, _, body) = app.fetch(file["href"].as_str()?, Some(token), None);
+    let dir = tempfile::tempdir().ok()?;
+    let path = dir.path().join("labels.pdf");
+    std::fs::write(&path, body).ok()?;
+    let out = Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn product_chooses_what_its_labels_show(app: TestApp) {
+    let w = World::build(&app);
+    key(&app);
+    let (status, product) = app.post(
+        "/api/v1/products",
+        Some(&w.farmer.token),
+        &json!({"name": "青龙冰糖橙", "category": "水果/柑橘", "brand": "海镜", "certifications": ["green_food", "geographical_indication"],
+                "label_fields": ["origin", "category", "certifications"]}),
+    );
+    assert_eq!(status, 201, "{product}");
+    assert_eq!(
+        product["label_fields"],
+        json!(["origin", "category", "certifications"])
+    );
+    let (status, e) = app.post(
+        "/api/v1/products",
+        Some(&w.farmer.token),
+        &json!({"name": "x", "category": "y", "label_fields": ["brand", "gtin", "origin", "producer", "category"]}),
+    );
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (422, Some("too_many_label_fields"))
+    );
+    let run = minted_run(
+        &app,
+        &w.farmer.token,
+        json!({"product_id": product["id"], "count": 2, "layout": "roll-50x30"}),
+    );
+    if let Some(text) = pdf_text(&app, &w.farmer.token, &run) {
+        assert!(text.contains("青龙冰糖橙"), "{text}");
+        assert!(text.contains("品类：水果/柑橘"), "{text}");
+        assert!(text.contains("绿色食品 · 地理标志"), "{text}");
+        assert!(text.contains("产地："), "{text}");
+        assert!(!text.contains("品牌"), "brand not chosen: {text}");
+    }
+    // The default: brand, certification marks, producer.
+    let run = minted_run(
+        &app,
+        &w.farmer.token,
+        json!({"product_id": w.citrus, "count": 2, "layout": "roll-50x30"}),
+    );
+    if let Some(text) = pdf_text(&app, &w.farmer.token, &run) {
+        assert!(text.contains("青龙柑橘合作社"), "the producer: {text}");
+    }
 }

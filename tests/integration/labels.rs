@@ -366,6 +366,7 @@ fn blocked_or_recalled_batches_refuse_activation(app: TestApp) {
                     brand: None,
                     certifications: vec![],
                     gtin: None,
+                    label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
                 },
             )
         })

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::enums::text_enum;
 use super::org::non_empty;
 use super::Certification;
 use crate::error::{CoreError, CoreResult};
@@ -20,6 +21,8 @@ pub struct Product {
     pub certifications: Vec<Certification>,
     /// GS1 GTIN-13/14, where the product has one.
     pub gtin: Option<String>,
+    /// What its printed labels show under the product name, in this order.
+    pub label_fields: Vec<LabelField>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -33,6 +36,40 @@ pub struct NewProduct {
     #[serde(default)]
     pub certifications: Vec<Certification>,
     pub gtin: Option<String>,
+    /// What its labels show under the product name; brand, certifications and producer by default.
+    #[serde(default = "LabelField::default_list")]
+    pub label_fields: Vec<LabelField>,
+}
+
+text_enum!(
+    /// A line a product's label may show under the product name.
+    LabelField {
+        /// 品牌：…
+        Brand = "brand",
+        /// The certification marks (三品一标), e.g. 绿色食品 · 地理标志.
+        Certifications = "certifications",
+        /// The organisation that makes it.
+        Producer = "producer",
+        /// 产地：the organisation's address.
+        Origin = "origin",
+        /// 品类：…
+        Category = "category",
+        /// The GTIN.
+        Gtin = "gtin",
+    }
+);
+
+impl LabelField {
+    /// What a label shows unless the product says otherwise.
+    pub const DEFAULT: [LabelField; 3] = [
+        LabelField::Brand,
+        LabelField::Certifications,
+        LabelField::Producer,
+    ];
+
+    fn default_list() -> Vec<LabelField> {
+        Self::DEFAULT.to_vec()
+    }
 }
 
 impl NewProduct {
@@ -40,6 +77,12 @@ impl NewProduct {
     pub fn validate(&self) -> CoreResult<()> {
         non_empty("name", &self.name, 200)?;
         non_empty("category", &self.category, 100)?;
+        if self.label_fields.len() > 4 {
+            return Err(CoreError::invalid(
+                "too_many_label_fields",
+                "a label has room for at most 4 lines under the product name",
+            ));
+        }
         if let Some(gtin) = &self.gtin {
             if !gtin_is_valid(gtin) {
                 return Err(CoreError::invalid(

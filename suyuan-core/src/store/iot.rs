@@ -303,7 +303,10 @@ pub fn insert_readings(
                 .bind::<Array<Bool>, _>(rows.iter().map(|x| x.late).collect::<Vec<_>>());
             if want_keys {
                 let keys: Vec<KeyRow> = q.load(c)?;
-                inserted.extend(keys.into_iter().map(|k| (k.device_id, k.metric, k.ts, k.seq)));
+                inserted.extend(
+                    keys.into_iter()
+                        .map(|k| (k.device_id, k.metric, k.ts, k.seq)),
+                );
             } else {
                 q.execute(c)?;
             }
@@ -815,4 +818,57 @@ pub fn refusals(conn: &mut DbConnection, actor: &Actor) -> CoreResult<Vec<Refusa
             },
         )
         .collect())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Bulk history (benchmarks, imports)
+
+/// Generates `per_device` readings of `temp_c` and `rh_pct` for each of `devices`, one every `step_ms`
+/// from `from_ms`, inside the database (PostgreSQL: `generate_series`; SQLite: a recursive CTE), for
+/// measuring range queries over tens of millions of rows without shipping them over the wire.
+pub fn generate_readings(
+    conn: &mut DbConnection,
+    devices: &[(i64, SiteId)],
+    from_ms: i64,
+    step_ms: i64,
+    per_device: i64,
+) -> CoreResult<u64> {
+    use diesel::sql_types::BigInt;
+    let mut n = 0;
+    for &(device, site) in devices {
+        let pg = "INSERT INTO readings (device_id, metric, ts, seq, site_id, value, unit, received_at, late) \
+                  SELECT $1, m.metric, $2 + g.i * $3, g.i, $4, 3.0 + (g.i % 40) * 0.1, m.unit, $2 + g.i * $3, FALSE \
+                  FROM generate_series(0, $5 - 1) AS g(i) \
+                  CROSS JOIN (VALUES ('temp_c', '°C'), ('rh_pct', '%')) AS m(metric, unit) \
+                  ON CONFLICT DO NOTHING";
+        let sqlite = "WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i + 1 < ?5) \
+                      INSERT OR IGNORE INTO readings (device_id, metric, ts, seq, site_id, value, unit, received_at, late) \
+                      SELECT ?1, m.metric, ?2 + g.i * ?3, g.i, ?4, 3.0 + (g.i % 40) * 0.1, m.unit, ?2 + g.i * ?3, FALSE \
+                      FROM g CROSS JOIN (SELECT 'temp_c' AS metric, '°C' AS unit UNION ALL SELECT 'rh_pct', '%') AS m";
+        let rows = match conn {
+            DbConnection::Postgresql(c) => diesel::sql_query(pg)
+                .bind::<BigInt, _>(device)
+                .bind::<BigInt, _>(from_ms)
+                .bind::<BigInt, _>(step_ms)
+                .bind::<BigInt, _>(site.0)
+                .bind::<BigInt, _>(per_device)
+                .execute(c)?,
+            DbConnection::Sqlite(c) => diesel::sql_query(sqlite)
+                .bind::<BigInt, _>(device)
+                .bind::<BigInt, _>(from_ms)
+                .bind::<BigInt, _>(step_ms)
+                .bind::<BigInt, _>(site.0)
+                .bind::<BigInt, _>(per_device)
+                .execute(c)?,
+        };
+        n += rows as u64;
+    }
+    Ok(n)
+}
+
+/// Refreshes the planner's statistics of `readings` after a bulk load (autovacuum may be off or late).
+pub fn analyze_readings(conn: &mut DbConnection) -> CoreResult<()> {
+    use diesel::connection::SimpleConnection;
+    on_backend!(conn, c => c.batch_execute("ANALYZE readings"))?;
+    Ok(())
 }

@@ -991,6 +991,7 @@ mod tests {
                         brand: None,
                         certifications: Vec::new(),
                         gtin: None,
+                        label_fields: crate::model::LabelField::DEFAULT.to_vec(),
                     },
                 )?;
                 batches::create(

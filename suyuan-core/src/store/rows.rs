@@ -126,6 +126,7 @@ pub struct ProductRow {
     pub certifications: String,
     pub gtin: Option<String>,
     pub created_at: i64,
+    pub label_fields: String,
 }
 
 impl ProductRow {
@@ -135,6 +136,7 @@ impl ProductRow {
             id: ProductId(self.id),
             org_id: OrgId(self.org_id),
             certifications: json("certifications", &self.certifications)?,
+            label_fields: json("label_fields", &self.label_fields)?,
             name: self.name,
             category: self.category,
             brand: self.brand,

@@ -66,6 +66,8 @@ pub fn create_product(
     new: &NewProduct,
 ) -> CoreResult<Product> {
     new.validate()?;
+    let fields = serde_json::to_string(&new.label_fields)
+        .map_err(|e| crate::CoreError::Internal(e.to_string()))?;
     let certs = serde_json::to_string(&new.certifications)
         .map_err(|e| crate::CoreError::Internal(e.to_string()))?;
     on_backend!(conn, c => diesel::insert_into(p::products)
@@ -76,6 +78,7 @@ pub fn create_product(
             p::brand.eq(&new.brand),
             p::certifications.eq(&certs),
             p::gtin.eq(&new.gtin),
+            p::label_fields.eq(&fields),
             p::created_at.eq(now_millis()),
         ))
         .returning(ProductRow::as_returning())

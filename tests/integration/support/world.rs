@@ -141,6 +141,7 @@ impl World {
                         brand: Some("青龙".into()),
                         certifications: vec![Certification::GreenFood],
                         gtin: None,
+                        label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
                     },
                 )?
                 .id;
@@ -153,6 +154,7 @@ impl World {
                         brand: None,
                         certifications: vec![],
                         gtin: None,
+                        label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
                     },
                 )?
                 .id;
