@@ -10,6 +10,7 @@ mod access;
 mod accounts;
 mod bad_input;
 mod chain;
+mod gateway_faults;
 mod iot;
 mod label_runs;
 mod labels;

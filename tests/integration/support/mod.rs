@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod mqtt;
 pub mod world;
 
 use std::net::TcpListener;
