@@ -473,7 +473,6 @@ pub(crate) async fn run(
 ) {
     let mut backoff = Backoff::new(settings.retry_min, settings.retry_max);
     let mut failures: u32 = 0;
-    let mut subscribed_once = false;
     // Set once the DISCONNECT is out: see the `Outgoing::Disconnect` arm.
     let mut closing: Option<tokio::time::Instant> = None;
     loop {
@@ -522,11 +521,12 @@ pub(crate) async fn run(
                     tracing::info!(broker = %settings.url, session_present = connack.session_present, "MQTT connected");
                 }
                 failures = 0;
-                // Subscribe when the broker lost our session, and once per process in any case
-                // (the configured prefix or share group may have changed since the session was
-                // made). Subscribing again to the same filter is harmless.
-                if !connack.session_present || !subscribed_once {
-                    subscribed_once = true;
+                // Subscribe on every connection. A session the broker kept may still have lost
+                // subscriptions: Mosquitto's persistence keeps plain subscriptions but not shared
+                // ones (`$share/...`), so after a broker restart a shared subscriber is connected,
+                // with `session_present`, and subscribed to nothing. Subscribing again to the same
+                // filter is harmless.
+                {
                     let filters = settings
                         .filters
                         .iter()

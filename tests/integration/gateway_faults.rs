@@ -125,6 +125,7 @@ fn spec(db_url: String, mqtt_url: String, data: &Path) -> GatewaySpec {
         database_url: db_url,
         mqtt_url,
         data_dir: data.to_owned(),
+        share_group: None,
     }
 }
 
@@ -537,11 +538,11 @@ fn gateway_killed_and_restarted(app: TestApp) {
 /// sessions, and every message the broker acknowledged is stored once.
 ///
 /// A trap this test guards against: Mosquitto (2.0) writes a persistent session's plain
-/// subscriptions to its persistence file but not its shared ones (`$share/...`, which
-/// `suyuan gateway` uses on an external broker). After a restart, graceful or not, the gateway's
-/// session is back (`session_present`) without its subscriptions, and every message published
-/// from then on is acknowledged to its device and delivered to nobody — unless the gateway
-/// subscribes again on every connection, before devices publish.
+/// subscriptions to its persistence file but not its shared ones (`$share/...`). After a restart a
+/// shared subscriber's session is back (`session_present`) without its subscriptions, and messages
+/// published before it subscribes again are delivered to nobody. So a single `suyuan gateway`
+/// subscribes plainly (its messages queue in its session while it is away) and subscribes again on
+/// every connection anyway; replicas that share (`--share-group`) accept that window.
 fn broker_restarted(app: TestApp) {
     let test = "broker_restarted";
     let Some(mut broker) = Mosquitto::start(test) else {
@@ -622,7 +623,7 @@ fn broker_restarted(app: TestApp) {
 }
 
 /// Two replicas (`gw-a`, `gw-b`: own spools, one database) share the subscription
-/// (`$share/suyuan/suyuan/v1/...`, always on for `suyuan gateway` on an external broker); `gw-b`
+/// (`$share/suyuan/suyuan/v1/...`, `suyuan gateway --share-group suyuan`); `gw-b`
 /// is SIGKILLed mid-stream and later started again under its own client id.
 ///
 /// What Mosquitto (2.0) does with a killed member of a shared subscription that has a persistent
@@ -648,11 +649,14 @@ fn two_replicas_one_killed(app: TestApp) {
     let db_url = database_url(&app.test_db);
     let mut gw_a = GatewayProcess::start(
         "gw-a",
-        spec(
-            db_url.clone(),
-            broker.gateway_url("gw-a"),
-            &tmp.path().join("data-a"),
-        ),
+        GatewaySpec {
+            share_group: Some("suyuan".into()),
+            ..spec(
+                db_url.clone(),
+                broker.gateway_url("gw-a"),
+                &tmp.path().join("data-a"),
+            )
+        },
         tmp.path(),
     );
     wait_until_ingesting(
@@ -665,11 +669,14 @@ fn two_replicas_one_killed(app: TestApp) {
     );
     let mut gw_b = GatewayProcess::start(
         "gw-b",
-        spec(
-            db_url,
-            broker.gateway_url("gw-b"),
-            &tmp.path().join("data-b"),
-        ),
+        GatewaySpec {
+            share_group: Some("suyuan".into()),
+            ..spec(
+                db_url,
+                broker.gateway_url("gw-b"),
+                &tmp.path().join("data-b"),
+            )
+        },
         tmp.path(),
     );
     gw_b.wait_for_log("MQTT connected", Duration::from_secs(20));

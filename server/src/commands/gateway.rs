@@ -16,6 +16,11 @@ pub struct GatewayArgs {
     /// host name and the data folder (stable across restarts, different per replica).
     #[arg(long, env = "SUYUAN_MQTT_URL")]
     pub mqtt_url: String,
+    /// Split the stream with the other replicas through this shared-subscription group
+    /// (`$share/GROUP/...`; e.g. `suyuan`). Without it the gateway subscribes plainly, which survives a
+    /// Mosquitto restart (Mosquitto does not keep shared subscriptions across restarts).
+    #[arg(long, env = "SUYUAN_MQTT_SHARE_GROUP")]
+    pub share_group: Option<String>,
     /// Data folder: the spool (`DATA/spool`, one per replica) and the media (`DATA/media`, shared by
     /// replicas and the API servers, e.g. over NFS), and the SQLite database unless DATABASE_URL is set.
     #[command(flatten)]
@@ -26,7 +31,12 @@ pub struct GatewayArgs {
 pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let db = args.data.open()?;
     let url = with_client_id(&args.mqtt_url, &args.data.data_dir);
-    let gateway = RunningGateway::start(db, &args.data.data_dir, BrokerChoice::External(url))?;
+    let share_group = args.share_group.filter(|g| !g.trim().is_empty());
+    let gateway = RunningGateway::start(
+        db,
+        &args.data.data_dir,
+        BrokerChoice::External { url, share_group },
+    )?;
     println!("IoT gateway reading from {}", gateway.broker_url);
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()

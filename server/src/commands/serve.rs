@@ -67,7 +67,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None
     } else {
         let broker = match &args.mqtt_url {
-            Some(url) if !url.trim().is_empty() => BrokerChoice::External(url.clone()),
+            Some(url) if !url.trim().is_empty() => BrokerChoice::External {
+                url: url.clone(),
+                share_group: None,
+            },
             _ => BrokerChoice::Embedded(args.mqtt_listen),
         };
         let running = RunningGateway::start(db.clone(), &args.data.data_dir, broker)?;

@@ -17,16 +17,17 @@ use suyuan_iot_gateway::GatewayConfig;
 
 use super::store::CoreStore;
 
-/// The shared-subscription group of the gateway replicas on an external broker.
-pub const SHARE_GROUP: &str = "suyuan";
-
 /// Which broker the gateway reads from.
 #[derive(Debug, Clone)]
 pub enum BrokerChoice {
     /// Start the embedded broker on this address (the one-command run).
     Embedded(SocketAddr),
-    /// Connect to a running broker (`mqtt://user:pass@host:port?client_id=…`).
-    External(String),
+    /// Connect to a running broker (`mqtt://user:pass@host:port?client_id=…`), subscribing through the
+    /// shared subscription group when one is given (several replicas).
+    External {
+        url: String,
+        share_group: Option<String>,
+    },
 }
 
 /// A running gateway (and the embedded broker, when it started one). Dropping it stops both.
@@ -47,10 +48,11 @@ impl RunningGateway {
         broker: BrokerChoice,
     ) -> anyhow::Result<RunningGateway> {
         let mut config = GatewayConfig::under_data(data);
-        if matches!(broker, BrokerChoice::External(_)) {
+        if let BrokerChoice::External { share_group, .. } = &broker {
             // Replicas on an external broker split the stream through one shared subscription
-            // (`$share/suyuan/...`); a single replica simply gets all of it.
-            config.topics.share_group = Some(SHARE_GROUP.into());
+            // (`$share/suyuan/...`). A single gateway subscribes plainly: Mosquitto keeps plain
+            // subscriptions across its own restarts, and shared ones not.
+            config.topics.share_group = share_group.clone();
         }
         let (broker, mut mqtt) = match broker {
             BrokerChoice::Embedded(addr) => {
@@ -58,7 +60,7 @@ impl RunningGateway {
                 let mqtt = MqttSettings::from_url(&b.url())?;
                 (Some(b), mqtt)
             }
-            BrokerChoice::External(url) => (
+            BrokerChoice::External { url, .. } => (
                 None,
                 MqttSettings::from_url(&url).context("SUYUAN_MQTT_URL")?,
             ),

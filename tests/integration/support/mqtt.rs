@@ -420,6 +420,8 @@ pub struct GatewaySpec {
     pub mqtt_url: String,
     /// `--data`: the spool (`DATA/spool`) and the media (`DATA/media`).
     pub data_dir: PathBuf,
+    /// `--share-group` (replicas splitting the stream); none subscribes plainly.
+    pub share_group: Option<String>,
 }
 
 /// The counters `suyuan gateway` prints when it stops gracefully.
@@ -481,12 +483,16 @@ impl GatewayProcess {
         let n = self.runs.len() + 1;
         let out = self.logs.join(format!("{}.{n}.stdout", self.name));
         let err = self.logs.join(format!("{}.{n}.stderr", self.name));
-        let child = Command::new(suyuan_binary())
-            .arg("gateway")
+        let mut cmd = Command::new(suyuan_binary());
+        cmd.arg("gateway")
             .arg("--mqtt-url")
             .arg(&self.spec.mqtt_url)
             .arg("--data")
-            .arg(&self.spec.data_dir)
+            .arg(&self.spec.data_dir);
+        if let Some(group) = &self.spec.share_group {
+            cmd.arg("--share-group").arg(group);
+        }
+        let child = cmd
             .env("DATABASE_URL", &self.spec.database_url)
             .env("SUYUAN_LOG", "info,rumqttd=off")
             .env("NO_COLOR", "1")
