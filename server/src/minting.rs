@@ -20,8 +20,8 @@ use suyuan_core::store::{labels, orgs, sites};
 use suyuan_core::Database;
 use suyuan_label_gen::keystore::{hex, KeyStore, SIGNING_KEY_ENV};
 use suyuan_label_gen::{
-    KeyId, LabelFont, LabelSerial, LabelSigningKey, LabelTemplate, MintReport, MintRequest,
-    PageLayout, Progress, RunConfig, SheetOptions,
+    KeyId, LabelFont, LabelSerial, LabelSigningKey, LabelTemplate, Margins, MintReport,
+    MintRequest, PageLayout, Progress, RunConfig, SheetOptions,
 };
 
 /// Where minting finds its keys and font, and how it splits files.
@@ -37,6 +37,11 @@ pub struct MintSettings {
     pub labels_per_file: usize,
     /// Worker threads of one run; `None` = one per core.
     pub threads: Option<usize>,
+    /// Printer calibration: shifts every label right (x) and down (y), in millimetres.
+    pub offset_x_mm: f32,
+    pub offset_y_mm: f32,
+    /// Page margins around the grid, in millimetres (the layout's own when `None`).
+    pub margin_mm: Option<f32>,
 }
 
 impl MintSettings {
@@ -48,6 +53,9 @@ impl MintSettings {
             font: None,
             labels_per_file: 2_400,
             threads: None,
+            offset_x_mm: 0.0,
+            offset_y_mm: 0.0,
+            margin_mm: None,
         }
     }
 
@@ -72,6 +80,31 @@ impl MintSettings {
             );
         }
         Ok(key)
+    }
+
+    /// The page layout `name` with this printer's calibration (offsets within ±20 mm, margins 0–30 mm).
+    pub fn layout(&self, name: &str) -> anyhow::Result<PageLayout> {
+        let mut layout =
+            PageLayout::by_name(name).with_context(|| format!("unknown layout {name}"))?;
+        for (what, v) in [
+            ("offset x", self.offset_x_mm),
+            ("offset y", self.offset_y_mm),
+        ] {
+            anyhow::ensure!(
+                v.is_finite() && v.abs() <= 20.0,
+                "{what} must be within ±20 mm (found {v})"
+            );
+        }
+        layout.offset_x_mm = self.offset_x_mm;
+        layout.offset_y_mm = self.offset_y_mm;
+        if let Some(m) = self.margin_mm {
+            anyhow::ensure!(
+                m.is_finite() && (0.0..=30.0).contains(&m),
+                "margins are 0–30 mm (found {m})"
+            );
+            layout.margins = Margins::uniform(m);
+        }
+        Ok(layout)
     }
 
     /// The label font (fails with a message naming the setting when none is found).
@@ -118,8 +151,7 @@ fn write_run(
     out_dir: &Path,
     progress: &dyn Fn(Progress),
 ) -> anyhow::Result<MintReport> {
-    let layout = PageLayout::by_name(&run.layout)
-        .with_context(|| format!("unknown layout {}", run.layout))?;
+    let layout = settings.layout(&run.layout)?;
     let key = settings.signing_key(db, run.key_id)?;
     let font = settings.font()?;
     let (product, maker) = db.read(|c| {

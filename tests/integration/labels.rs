@@ -695,9 +695,19 @@ fn keys_and_mint_commands(app: TestApp) {
         host: "t.cn".into(),
         font: None,
         labels_per_file: 10,
+        // Printer calibration: a printer that feeds 1.5 mm to the left and 1 mm low.
+        offset_x_mm: 1.5,
+        offset_y_mm: -1.0,
+        margin_mm: None,
         data: data.clone(),
     };
     let db = data.open().unwrap();
+    let off_the_page = labels_cmd::MintArgs {
+        offset_x_mm: 50.0,
+        ..args.clone()
+    };
+    let refused = labels_cmd::mint(&db, &off_the_page, None, &|_| ()).unwrap_err();
+    assert!(format!("{refused:#}").contains("offset x"), "{refused:#}");
     let (run, report) = labels_cmd::mint(&db, &args, None, &|_| ()).unwrap();
     assert_eq!(run.key_id, 2, "the active key mints");
     assert_eq!(run.status, suyuan_core::model::LabelRunStatus::Finished);

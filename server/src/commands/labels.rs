@@ -12,7 +12,7 @@ use suyuan_core::model::{LabelRun, NewLabelRun, RunRequester};
 use suyuan_core::store::{labels, sites};
 use suyuan_core::{Database, ProductId};
 use suyuan_label_gen::keystore::SIGNING_KEY_ENV;
-use suyuan_label_gen::{KeyId, LabelSerial, MintReport, PageLayout, Progress};
+use suyuan_label_gen::{KeyId, LabelSerial, MintReport, Progress};
 
 use super::DataArgs;
 use crate::minting::{mint_run, MintSettings};
@@ -48,6 +48,15 @@ pub struct MintArgs {
     /// Most labels per PDF file (rounded down to whole pages).
     #[arg(long, default_value_t = 2400)]
     pub labels_per_file: usize,
+    /// Printer calibration: move every label right by this many millimetres (negative: left).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub offset_x_mm: f32,
+    /// Printer calibration: move every label down by this many millimetres (negative: up).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub offset_y_mm: f32,
+    /// Page margins around the label grid in millimetres (A4 layouts; default: the layout's own).
+    #[arg(long)]
+    pub margin_mm: Option<f32>,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -93,7 +102,6 @@ pub fn mint(
     env_key: Option<&str>,
     progress: &dyn Fn(Progress),
 ) -> anyhow::Result<(LabelRun, MintReport)> {
-    PageLayout::by_name(&args.layout).with_context(|| format!("unknown layout {}", args.layout))?;
     let active = db
         .read(labels::active_key)?
         .context("no signing key; create one with `suyuan keys new`")?;
@@ -101,9 +109,13 @@ pub fn mint(
         env_key: env_key.map(str::to_owned),
         font: args.font.clone(),
         labels_per_file: args.labels_per_file.max(1),
+        offset_x_mm: args.offset_x_mm,
+        offset_y_mm: args.offset_y_mm,
+        margin_mm: args.margin_mm,
         ..MintSettings::in_data_dir(&args.data.data_dir)
     };
-    // Fail on a missing key, product or font before reserving anything.
+    // Fail on a bad layout or calibration, a missing key, product or font before reserving anything.
+    settings.layout(&args.layout)?;
     settings.signing_key(db, active.key_id)?;
     let product = db.read(|c| sites::get_product(c, ProductId(args.product)))?;
     settings.font()?;
