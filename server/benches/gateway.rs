@@ -73,6 +73,12 @@ struct Args {
         default_value = "2500,5000,7500,10000,12500,15000,20000"
     )]
     rates: Vec<u64>,
+    /// Messages per database transaction in the gateway.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// The broker's `max_inflight_messages` (QoS 1 messages out to one subscriber, unacknowledged).
+    #[arg(long, default_value_t = 1000)]
+    inflight: usize,
     /// Devices publishing at once.
     #[arg(long, default_value_t = 20)]
     publishers: usize,
@@ -100,10 +106,10 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
-    let broker = Mosquitto::start(dir.path())?;
+    let broker = Mosquitto::start(dir.path(), args.inflight)?;
     println!(
-        "Mosquitto on 127.0.0.1:{} (max_inflight_messages 1000, max_queued_messages 0)",
-        broker.port
+        "Mosquitto on 127.0.0.1:{} (max_inflight_messages {}, max_queued_messages 0); gateway batches of {} messages",
+        broker.port, args.inflight, args.batch
     );
     println!(
         "{} s per rate, {} devices publishing, 4 readings per message\n",
@@ -139,6 +145,7 @@ fn main() -> Result<()> {
         let data = dir.path().join(format!("gw-{backend}"));
         let mut config = GatewayConfig::under_data(&data);
         config.topics.share_group = None;
+        config.runtime.batch_max_messages = args.batch;
         let mqtt = MqttSettings::from_url(&format!(
             "mqtt://127.0.0.1:{}?client_id=bench-gw-{backend}",
             broker.port
@@ -836,13 +843,13 @@ struct Mosquitto {
 }
 
 impl Mosquitto {
-    fn start(dir: &Path) -> Result<Mosquitto> {
+    fn start(dir: &Path, inflight: usize) -> Result<Mosquitto> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let conf: PathBuf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 1000\nmax_queued_messages 0\nmessage_size_limit 0\nlog_type error\n"
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages {inflight}\nmax_queued_messages 0\nmessage_size_limit 0\nlog_type error\n"
             ),
         )?;
         let child = Command::new("mosquitto")

@@ -19,6 +19,7 @@ fn verify_command(app: &TestApp) -> bool {
         data: DataArgs {
             data_dir: "./unused".into(),
             database_url: Some(url),
+            media_dir: None,
         },
         json: false,
     };

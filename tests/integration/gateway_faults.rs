@@ -284,6 +284,7 @@ fn readings_and_images_arrive_once_embedded(app: TestApp) {
     let gateway = RunningGateway::start(
         app.db.clone(),
         data.path(),
+        None,
         BrokerChoice::Embedded("127.0.0.1:0".parse().unwrap()),
     )
     .unwrap();

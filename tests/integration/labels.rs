@@ -632,6 +632,7 @@ fn data_args(app: &TestApp, dir: &std::path::Path) -> DataArgs {
             }
             suyuan_core::db::DatabaseUrl::Postgres(url) => url.clone(),
         }),
+        media_dir: None,
     }
 }
 

@@ -141,6 +141,22 @@ async fn ingest_and_refuse(addr: SocketAddr, prefix: &str) {
             },
             Reason::ImageTooLarge,
         ),
+        (
+            // A valid JPEG whose header claims 30,000 × 30,000 pixels (2.7 GB decoded): refused from
+            // the header, never decoded.
+            format!("{prefix}/1/cam-01/image/jpeg/{t0}"),
+            {
+                let mut bomb = jpeg(16, 16, 3);
+                let sof = bomb
+                    .windows(2)
+                    .position(|m| m == [0xFF, 0xC0] || m == [0xFF, 0xC2])
+                    .unwrap();
+                bomb[sof + 5..sof + 7].copy_from_slice(&30_000u16.to_be_bytes());
+                bomb[sof + 7..sof + 9].copy_from_slice(&30_000u16.to_be_bytes());
+                bomb
+            },
+            Reason::ImageTooManyPixels,
+        ),
     ];
     for (topic, payload, _) in &bad {
         device.publish(topic, payload.clone()).await;

@@ -35,6 +35,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let gateway = RunningGateway::start(
         db,
         &args.data.data_dir,
+        Some(&args.data.media()),
         BrokerChoice::External { url, share_group },
     )?;
     println!("IoT gateway reading from {}", gateway.broker_url);

@@ -23,9 +23,20 @@ pub struct DataArgs {
     /// postgres://… for PostgreSQL, sqlite://PATH for another SQLite file; defaults to DATA/suyuan.sqlite.
     #[arg(long = "database-url", env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Camera images and thumbnails, stored once by content hash; defaults to DATA/media (shared by the
+    /// gateway replicas and the API servers).
+    #[arg(long = "media", env = "SUYUAN_MEDIA")]
+    pub media_dir: Option<PathBuf>,
 }
 
 impl DataArgs {
+    /// The media folder.
+    pub fn media(&self) -> PathBuf {
+        self.media_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("media"))
+    }
+
     /// The database these arguments select.
     pub fn url(&self) -> anyhow::Result<DatabaseUrl> {
         Ok(match &self.database_url {

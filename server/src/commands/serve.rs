@@ -73,7 +73,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             _ => BrokerChoice::Embedded(args.mqtt_listen),
         };
-        let running = RunningGateway::start(db.clone(), &args.data.data_dir, broker)?;
+        let running = RunningGateway::start(
+            db.clone(),
+            &args.data.data_dir,
+            Some(&args.data.media()),
+            broker,
+        )?;
         println!("IoT gateway reading from {}", running.broker_url);
         Some(running)
     };
@@ -103,7 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
     })?;
     let mut state = AppState::new(db).with_minter(minter);
-    state.media_dir = Some(args.data.data_dir.join("media"));
+    state.media_dir = Some(args.data.media());
     state.secure_cookies = args.secure_cookies;
     state.public_host = public_host;
     println!("溯源 Suyuan serving on http://{}", listener.local_addr()?);

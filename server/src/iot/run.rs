@@ -41,13 +41,18 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
-    /// Starts the broker (if embedded) and the gateway over `db`, keeping media and spool under `data`.
+    /// Starts the broker (if embedded) and the gateway over `db`, keeping the spool under `data` and the
+    /// camera images in `media` (`data/media` when `None`).
     pub fn start(
         db: Database,
         data: &Path,
+        media: Option<&Path>,
         broker: BrokerChoice,
     ) -> anyhow::Result<RunningGateway> {
         let mut config = GatewayConfig::under_data(data);
+        if let Some(media) = media {
+            config.media_dir = media.to_path_buf();
+        }
         if let BrokerChoice::External { share_group, .. } = &broker {
             // Replicas on an external broker split the stream through one shared subscription
             // (`$share/suyuan/...`). A single gateway subscribes plainly: Mosquitto keeps plain

@@ -231,8 +231,12 @@ pub fn touch_devices(conn: &mut DbConnection, seen: &[(i64, i64)]) -> CoreResult
 // Readings and images
 
 /// A reading to store.
+///
+/// `treat_none_as_default_value = false` lets diesel write a batch as one multi-row statement on SQLite
+/// too (otherwise it emits one `INSERT` per row there, since SQLite has no `DEFAULT` in `VALUES`).
 #[derive(Debug, Clone, PartialEq, Insertable)]
 #[diesel(table_name = crate::schema::readings)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewReading {
     pub device_id: i64,
     pub metric: String,
