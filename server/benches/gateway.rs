@@ -6,7 +6,8 @@
 //! cargo bench -p suyuan-server --bench gateway -- --backend sqlite --seconds 5 --rates 2000,4000,8000
 //! ```
 //!
-//! A Mosquitto of its own is started on a free loopback port (`max_inflight_messages 1000`,
+//! A Mosquitto of its own is started on a free loopback port (`max_inflight_messages 2000`, twice the
+//! gateway's batch,
 //! `max_queued_messages 0`: no message dropped for a slow subscriber; the same broker serves both sides).
 //! For each rate (messages per second, each message carrying 4 metrics = 4 readings), `--publishers`
 //! simulated devices publish at QoS 1 for `--seconds`; every PUBACK is counted. The rate is sustained
@@ -74,10 +75,10 @@ struct Args {
     )]
     rates: Vec<u64>,
     /// Messages per database transaction in the gateway.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = suyuan_server::iot::run::BATCH_MESSAGES)]
     batch: usize,
     /// The broker's `max_inflight_messages` (QoS 1 messages out to one subscriber, unacknowledged).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 2 * suyuan_server::iot::run::BATCH_MESSAGES)]
     inflight: usize,
     /// Devices publishing at once.
     #[arg(long, default_value_t = 20)]

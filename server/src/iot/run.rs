@@ -17,6 +17,9 @@ use suyuan_iot_gateway::GatewayConfig;
 
 use super::store::CoreStore;
 
+/// Messages per database transaction.
+pub const BATCH_MESSAGES: usize = 1_000;
+
 /// Which broker the gateway reads from.
 #[derive(Debug, Clone)]
 pub enum BrokerChoice {
@@ -50,6 +53,9 @@ impl RunningGateway {
         broker: BrokerChoice,
     ) -> anyhow::Result<RunningGateway> {
         let mut config = GatewayConfig::under_data(data);
+        // A thousand messages per transaction: the commit's fixed costs shared by more readings (measured
+        // by `cargo bench --bench gateway`). The broker must allow twice that in flight.
+        config.runtime.batch_max_messages = BATCH_MESSAGES;
         if let Some(media) = media {
             config.media_dir = media.to_path_buf();
         }
@@ -61,7 +67,13 @@ impl RunningGateway {
         }
         let (broker, mut mqtt) = match broker {
             BrokerChoice::Embedded(addr) => {
-                let b = EmbeddedBroker::start(addr, BrokerConfig::default())?;
+                let b = EmbeddedBroker::start(
+                    addr,
+                    BrokerConfig {
+                        max_inflight: 2 * BATCH_MESSAGES,
+                        ..BrokerConfig::default()
+                    },
+                )?;
                 let mqtt = MqttSettings::from_url(&b.url())?;
                 (Some(b), mqtt)
             }

@@ -213,16 +213,35 @@ pub fn set_device_status(
     Ok(())
 }
 
-/// Moves devices' `last_seen_at` forward to the newest device time stored.
+/// Moves devices' `last_seen_at` forward to the newest device time stored. One statement on PostgreSQL
+/// (the devices of a batch as two arrays), one per device on SQLite (no round trips there).
 pub fn touch_devices(conn: &mut DbConnection, seen: &[(i64, i64)]) -> CoreResult<()> {
-    for &(device_id, ts) in seen {
-        on_backend!(conn, c => diesel::update(
-                d::devices
-                    .filter(d::id.eq(device_id))
-                    .filter(d::last_seen_at.is_null().or(d::last_seen_at.lt(ts))),
+    use diesel::sql_types::{Array, BigInt};
+    if seen.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        DbConnection::Postgresql(c) => {
+            diesel::sql_query(
+                "UPDATE devices SET last_seen_at = v.ts \
+                 FROM unnest($1::int8[], $2::int8[]) AS v(id, ts) \
+                 WHERE devices.id = v.id AND (devices.last_seen_at IS NULL OR devices.last_seen_at < v.ts)",
             )
-            .set(d::last_seen_at.eq(ts))
-            .execute(c))?;
+            .bind::<Array<BigInt>, _>(seen.iter().map(|s| s.0).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(seen.iter().map(|s| s.1).collect::<Vec<_>>())
+            .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            for &(device_id, ts) in seen {
+                diesel::update(
+                    d::devices
+                        .filter(d::id.eq(device_id))
+                        .filter(d::last_seen_at.is_null().or(d::last_seen_at.lt(ts))),
+                )
+                .set(d::last_seen_at.eq(ts))
+                .execute(c)?;
+            }
+        }
     }
     Ok(())
 }
