@@ -86,7 +86,7 @@ CREATE UNIQUE INDEX alerts_iot_once ON alerts (rule_id, device_id, opened_at);
 CREATE INDEX alerts_site ON alerts (site_id, opened_at);
 
 -- One row per reading, partitioned by month of the reading's time so that a site's range query touches only
--- the months it spans and old months can be detached or dropped whole. The key (device, metric, ts, seq)
+-- the months it spans and old months can be detached or dropped whole. The key (device, ts, metric, seq)
 -- makes every write idempotent (it includes the partition key, as PostgreSQL requires); a reading without a
 -- sequence number has seq = -1. Partitions exist from 2025 to 2030; a default partition catches the rest
 -- (the gateway refuses times more than a few minutes ahead, and before 2020).
@@ -100,9 +100,10 @@ CREATE TABLE readings (
     unit TEXT NOT NULL,
     received_at BIGINT NOT NULL,
     late BOOLEAN NOT NULL,
-    PRIMARY KEY (device_id, metric, ts, seq)
+    PRIMARY KEY (device_id, ts, metric, seq)
+    -- The key is also the only index: a site's range is read as its devices' ranges (device_id, ts), so
+    -- ingestion maintains one B-tree per row, not two.
 ) PARTITION BY RANGE (ts);
-CREATE INDEX readings_site_time ON readings (site_id, ts);
 DO $$
 DECLARE
     m DATE := DATE '2025-01-01';

@@ -417,7 +417,15 @@ pub fn site_readings(
     let limit = limit.clamp(1, MAX_POINTS);
     type Row = (i64, String, i64, f64, String, bool);
     let rows: Vec<Row> = on_backend!(conn, c => {
+        // The key (device_id, ts, …) is the only index: a site's range is its devices' ranges.
         let mut q = r::readings
+            .filter(
+                r::device_id.eq_any(
+                    d::devices
+                        .filter(d::site_id.eq(site.0))
+                        .select(d::id),
+                ),
+            )
             .filter(r::site_id.eq(site.0))
             .filter(r::ts.ge(from))
             .filter(r::ts.lt(to))
