@@ -229,6 +229,13 @@ impl Database {
                 })?;
             }
         }
+        if url.backend() == Backend::Sqlite {
+            // Switch a new file to WAL on one connection before the pool opens several at once (the
+            // switch needs the file to itself; the pool's connections then find it done).
+            Manager { url: url.clone() }.connect().map_err(|e| {
+                CoreError::Setup(format!("cannot open database {}: {e}", url.redacted()))
+            })?;
+        }
         let pool = Pool::builder()
             .max_size(config.max_size)
             // Open connections as load needs them rather than all at start.
