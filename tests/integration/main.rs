@@ -9,6 +9,7 @@ mod support;
 mod access;
 mod accounts;
 mod bad_input;
+mod browser;
 mod chain;
 mod gateway_faults;
 mod iot;
