@@ -15,7 +15,7 @@ use suyuan_core::store::labels;
 use suyuan_label_gen::keystore::KeyStore;
 use suyuan_server::commands::{demo_labels, keys as keys_cmd, verify as verify_cmd};
 
-use crate::support::{Backend, TestApp, World};
+use crate::support::{encode, Backend, TestApp, World};
 
 crate::both_backends!(
     api_run_is_minted_in_the_background_and_scans_back,
@@ -130,15 +130,6 @@ fn decode_pdf(pdf: &Path) -> Vec<String> {
         );
     }
     urls
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn api_run_is_minted_in_the_background_and_scans_back(app: TestApp) {

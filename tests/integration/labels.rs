@@ -19,7 +19,7 @@ use suyuan_label_gen::keystore::hex;
 use suyuan_label_gen::{KeyId, LabelCode, LabelSerial, LabelSigningKey, PublicKeysDocument};
 use suyuan_server::commands::{keys as keys_cmd, labels as labels_cmd, DataArgs};
 
-use crate::support::{Backend, TestApp, World};
+use crate::support::{encode, Backend, TestApp, World};
 
 crate::both_backends!(
     concurrent_reservations_are_disjoint,
@@ -449,18 +449,6 @@ impl Drop for LabelRoutes {
             let _ = t.join();
         }
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn verify_endpoint_gives_each_verdict(app: TestApp) {

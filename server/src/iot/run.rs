@@ -85,7 +85,7 @@ impl RunningGateway {
         if mqtt.client_id.is_empty() {
             mqtt.client_id = suyuan_iot_gateway::mqtt::DEFAULT_CLIENT_ID.into();
         }
-        let broker_url = broker.as_ref().map_or_else(|| redact(&mqtt), |b| b.url());
+        let broker_url = broker.as_ref().map_or_else(|| mqtt.url(), |b| b.url());
         let store = Arc::new(CoreStore::new(db, config.rules.clone()));
         // Built and started on a thread of its own: the caller may be inside an async runtime.
         let (runtime, handle) = std::thread::spawn(move || {
@@ -146,8 +146,4 @@ impl Drop for RunningGateway {
     fn drop(&mut self) {
         self.stop_now();
     }
-}
-
-fn redact(m: &MqttSettings) -> String {
-    format!("mqtt://{}:{}", m.host, m.port)
 }

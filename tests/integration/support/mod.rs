@@ -313,6 +313,18 @@ macro_rules! both_backends {
     };
 }
 
+/// Percent-encodes a query value (a label URL passed as `?code=`).
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A fresh client id.
 pub fn cid() -> String {
     uuid::Uuid::new_v4().to_string()
