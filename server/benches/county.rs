@@ -676,6 +676,7 @@ fn setup_county(db: &Database, rng: &mut StdRng) -> Result<County> {
                         certifications: certs.clone(),
                         gtin: None,
                         label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
+                        distribution_area: vec![],
                     },
                 )?;
                 product_ids.push(product.id);
@@ -1583,10 +1584,11 @@ impl Server {
     fn start(db: Database) -> Result<Server> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
+        let state = AppState::new(db)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                match suyuan_server::run(listener, AppState::new(db)) {
+                match suyuan_server::run(listener, state) {
                     Ok(server) => {
                         let _ = tx.send(Ok(server.handle()));
                         let _ = server.await;

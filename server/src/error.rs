@@ -104,6 +104,32 @@ impl ResponseError for ApiError {
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Maps actix's form body errors onto the policy above.
+pub fn form_error(
+    err: actix_web::error::UrlencodedError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::UrlencodedError as U;
+    let api = match &err {
+        U::Overflow { .. } => ApiError::request(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        ),
+        U::ContentType => ApiError::request(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json or application/x-www-form-urlencoded",
+        ),
+        other => ApiError::request(
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+            format!("the form could not be read: {other}"),
+        ),
+    };
+    api.into()
+}
+
 /// Maps actix's JSON body errors onto the policy above.
 pub fn json_error(
     err: actix_web::error::JsonPayloadError,

@@ -6,10 +6,11 @@
 //!   `suyuan-core` and shape the response, and hold no SQL;
 //! - [`extract`]: who is calling (session cookie or bearer token);
 //! - [`error`]: how domain errors become HTTP answers;
-//! - [`pages`]: the server-rendered pages (home page for now);
+//! - [`pages`]: the server-rendered pages (home, the scan page, kiosk, GS1 Digital Link);
 //! - [`openapi`]: the OpenAPI document generated from the handlers' annotations;
 //! - [`commands`]: the subcommands of the `suyuan` binary;
-//! - [`minting`]: label runs written in the background (API) or in the foreground (command line).
+//! - [`minting`]: label runs written in the background (API) or in the foreground (command line);
+//! - [`scans`]: what a consumer's scan does: verdict, story, client hash and region, the scan log.
 //!
 //! [`run`] takes its listener from the caller, so tests bind `127.0.0.1:0` and get a free port.
 
@@ -22,6 +23,7 @@ pub mod minting;
 pub mod openapi;
 pub mod pages;
 pub mod routes;
+pub mod scans;
 pub mod state;
 
 use std::net::TcpListener;

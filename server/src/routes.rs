@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 
 use crate::api::*;
-use crate::error::{json_error, path_error, query_error, ApiError};
+use crate::error::{form_error, json_error, path_error, query_error, ApiError};
 use crate::pages;
 
 /// Registers the API under `/api/v1`, the pages and the static assets.
@@ -15,6 +15,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(json_error)
     };
     cfg.app_data(json(crate::JSON_LIMIT))
+        .app_data(
+            web::FormConfig::default()
+                .limit(16 * 1024)
+                .error_handler(form_error),
+        )
         .app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .service(
@@ -68,6 +73,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(rules::create::create)
                 .service(rules::list::list)
                 .service(gateway::refusals::refusals)
+                .service(scans::location::location)
+                .service(scans::regions::regions)
+                .service(scans::sms::inbound)
+                .service(public::recall_status::recall_status)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::request(
                         StatusCode::NOT_FOUND,
@@ -79,5 +88,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(labels::keys::keys)
         .service(pages::home::home)
         .service(pages::assets::stylesheet)
-        .service(pages::label::label);
+        .service(pages::scan::short_code)
+        .service(pages::kiosk::kiosk)
+        .service(pages::digital_link::batch_page)
+        .service(pages::photos::original)
+        .service(pages::photos::thumbnail)
+        .service(pages::scan::label);
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use suyuan_core::Database;
 
 use crate::minting::Minter;
+use crate::scans::{ScanSettings, Scanning};
 
 /// The application state: the database handle and settings handlers need.
 #[derive(Clone, Debug)]
@@ -19,18 +20,27 @@ pub struct AppState {
     pub public_host: String,
     /// Where the gateway keeps camera images (by content hash); `None`: no images are served.
     pub media_dir: Option<std::path::PathBuf>,
+    /// Label verification, story cache and the scan log of the consumer pages.
+    pub scanning: Arc<Scanning>,
 }
 
 impl AppState {
-    /// State over an open database, without a label minter.
-    pub fn new(db: Database) -> Self {
-        AppState {
+    /// State over an open database, without a label minter, scanning with the default settings.
+    pub fn new(db: Database) -> suyuan_core::CoreResult<Self> {
+        Ok(AppState {
+            scanning: Scanning::start(&db, ScanSettings::default())?,
             db,
             secure_cookies: false,
             minter: None,
             public_host: "localhost".into(),
             media_dir: None,
-        }
+        })
+    }
+
+    /// Scanning with these settings (IP-to-region database, rules, SMS token).
+    pub fn with_scan_settings(mut self, settings: ScanSettings) -> suyuan_core::CoreResult<Self> {
+        self.scanning = Scanning::start(&self.db, settings)?;
+        Ok(self)
     }
 
     /// Adds the background label minter.

@@ -424,6 +424,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
             ],
             gtin: None,
             label_fields: crate::model::LabelField::DEFAULT.to_vec(),
+            distribution_area: vec![],
         },
     )?;
     let graded = sites::create_product(
@@ -439,6 +440,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
             ],
             gtin: None,
             label_fields: crate::model::LabelField::DEFAULT.to_vec(),
+            distribution_area: vec![],
         },
     )?;
     let giftbox = sites::create_product(
@@ -454,6 +456,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
             ],
             gtin: Some("6901234567892".into()),
             label_fields: crate::model::LabelField::DEFAULT.to_vec(),
+            distribution_area: vec!["53".into(), "44".into(), "31".into()],
         },
     )?;
 

@@ -20,6 +20,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod policy;
+pub mod region;
 pub mod schema;
 pub mod store;
 pub mod time;

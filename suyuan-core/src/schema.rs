@@ -66,6 +66,7 @@ diesel::table! {
         gtin -> Nullable<Text>,
         created_at -> BigInt,
         label_fields -> Text,
+        distribution_area -> Text,
     }
 }
 
@@ -303,6 +304,66 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scans (id) {
+        id -> BigInt,
+        scanned_at -> BigInt,
+        method -> Text,
+        verdict -> Text,
+        key_id -> Nullable<BigInt>,
+        sequence -> Nullable<BigInt>,
+        batch_id -> Nullable<BigInt>,
+        org_id -> Nullable<BigInt>,
+        division_code -> Nullable<Text>,
+        region_source -> Nullable<Text>,
+        latitude -> Nullable<Double>,
+        longitude -> Nullable<Double>,
+        first_scan -> Bool,
+        client_hash -> Text,
+    }
+}
+
+diesel::table! {
+    label_scan_stats (key_id, sequence) {
+        key_id -> BigInt,
+        sequence -> BigInt,
+        scans -> BigInt,
+        devices -> BigInt,
+        first_at -> BigInt,
+        first_division -> Nullable<Text>,
+        last_at -> BigInt,
+        last_division -> Nullable<Text>,
+        last_latitude -> Nullable<Double>,
+        last_longitude -> Nullable<Double>,
+        suspicion -> Nullable<Text>,
+        alerted -> Text,
+    }
+}
+
+diesel::table! {
+    label_scan_devices (key_id, sequence, client_hash) {
+        key_id -> BigInt,
+        sequence -> BigInt,
+        client_hash -> Text,
+    }
+}
+
+diesel::table! {
+    scan_region_days (day, division_code, verdict) {
+        day -> Text,
+        division_code -> Text,
+        verdict -> Text,
+        scans -> BigInt,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::joinable!(users -> organisations (org_id));
 diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(sites -> organisations (org_id));
@@ -340,4 +401,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_rule_states,
     gateway_refusals,
     readings,
+    scans,
+    label_scan_stats,
+    label_scan_devices,
+    scan_region_days,
+    settings,
 );

@@ -367,6 +367,7 @@ fn blocked_or_recalled_batches_refuse_activation(app: TestApp) {
                     certifications: vec![],
                     gtin: None,
                     label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
+                    distribution_area: vec![],
                 },
             )
         })
@@ -392,7 +393,8 @@ impl LabelRoutes {
         use suyuan_server::api::labels;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let data = actix_web::web::Data::new(suyuan_server::AppState::new(db.clone()));
+        let data =
+            actix_web::web::Data::new(suyuan_server::AppState::new(db.clone()).expect("app state"));
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {

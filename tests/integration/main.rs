@@ -19,4 +19,5 @@ mod lineage;
 mod migrations;
 mod records;
 mod rules;
+mod scans;
 mod service;

@@ -14,6 +14,7 @@ pub mod products;
 pub mod public;
 pub mod records;
 pub mod rules;
+pub mod scans;
 pub mod sites;
 pub mod transformations;
 pub mod users;

@@ -1,6 +1,7 @@
 //! The subcommands of the `suyuan` binary; `main.rs` only parses the command line and calls these.
 
 pub mod demo_labels;
+pub mod demo_media;
 pub mod gateway;
 pub mod keys;
 pub mod labels;

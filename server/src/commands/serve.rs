@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use suyuan_core::demo;
 
-use super::{demo_labels, DataArgs};
+use super::{demo_labels, demo_media, DataArgs};
 use crate::iot::run::{BrokerChoice, RunningGateway};
 use crate::minting::{MintSettings, Minter};
 use crate::state::AppState;
@@ -42,6 +42,37 @@ pub struct ServeArgs {
     /// Run without the IoT gateway (e.g. API replicas beside separate `suyuan gateway` processes).
     #[arg(long)]
     pub no_gateway: bool,
+    /// An IP-to-region database for scan regions: CSV lines `start,end,division_code` (IPv4 or IPv6).
+    #[arg(long, env = "SUYUAN_IP_REGIONS")]
+    pub ip_regions: Option<std::path::PathBuf>,
+    /// Take scanners' addresses from `X-Forwarded-For` (only behind a proxy that sets it).
+    #[arg(long, env = "SUYUAN_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// More distinct devices than this scanning one label opens an alert (possible copied label).
+    #[arg(long, env = "SUYUAN_SCAN_MAX_DEVICES", default_value_t = 5)]
+    pub scan_max_devices: u32,
+    /// Two scans of one label implying a faster journey than this (km/h) open an alert.
+    #[arg(long, env = "SUYUAN_SCAN_MAX_SPEED_KMH", default_value_t = 900.0)]
+    pub scan_max_speed_kmh: f64,
+    /// Shared secret the SMS provider sends in `X-Suyuan-Sms-Token`; the SMS webhook is off without it.
+    #[arg(long, env = "SUYUAN_SMS_TOKEN", hide_env_values = true)]
+    pub sms_token: Option<String>,
+}
+
+impl ServeArgs {
+    /// The scanning configuration these options describe.
+    pub fn scan_settings(&self) -> crate::scans::ScanSettings {
+        crate::scans::ScanSettings {
+            rules: suyuan_core::model::ScanRules {
+                max_devices: self.scan_max_devices,
+                max_speed_kmh: self.scan_max_speed_kmh,
+                ..Default::default()
+            },
+            ip_regions: self.ip_regions.clone(),
+            trust_forwarded_for: self.trust_forwarded_for,
+            sms_token: self.sms_token.clone().filter(|t| !t.is_empty()),
+        }
+    }
 }
 
 /// Runs the server until Ctrl-C.
@@ -84,8 +115,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     if args.demo {
         let (db2, settings2, host) = (db.clone(), settings.clone(), public_host.clone());
+        let media = args.data.media();
         let (summary, demo_labels) = actix_web::web::block(move || {
             let summary = demo::seed(&db2)?;
+            let added = demo_media::ensure(&db2, &media)?;
+            if added.readings + added.photos > 0 {
+                println!(
+                    "Demo history: {} cold-store readings, {} plot photos.",
+                    added.readings, added.photos
+                );
+            }
             let demo_labels = summary
                 .showcase_batch
                 .map(|batch| demo_labels::ensure(&db2, &settings2, &host, batch));
@@ -107,12 +146,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         )
     })?;
-    let mut state = AppState::new(db).with_minter(minter);
+    let mut state = AppState::new(db)?
+        .with_minter(minter)
+        .with_scan_settings(args.scan_settings())?;
     state.media_dir = Some(args.data.media());
     state.secure_cookies = args.secure_cookies;
     state.public_host = public_host;
     println!("溯源 Suyuan serving on http://{}", listener.local_addr()?);
+    let scan_log = state.scanning.log.clone();
     crate::run(listener, state)?.await?;
+    // Scans queued by the last requests are written before the process ends.
+    scan_log.flush().await;
     if let Some(g) = gateway {
         g.stop();
     }

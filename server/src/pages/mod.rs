@@ -2,8 +2,12 @@
 //! `?lang=en` switches to English.
 
 pub mod assets;
+pub mod digital_link;
 pub mod home;
-pub mod label;
+pub mod kiosk;
+pub mod photos;
+pub mod scan;
+pub mod texts;
 
 /// The page language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

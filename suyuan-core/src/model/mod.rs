@@ -8,6 +8,7 @@ pub mod label;
 pub mod org;
 pub mod product;
 pub mod record;
+pub mod scan;
 pub mod site;
 pub mod user;
 
@@ -19,5 +20,6 @@ pub use label::*;
 pub use org::*;
 pub use product::*;
 pub use record::*;
+pub use scan::*;
 pub use site::*;
 pub use user::*;

@@ -23,6 +23,9 @@ pub struct Product {
     pub gtin: Option<String>,
     /// What its printed labels show under the product name, in this order.
     pub label_fields: Vec<LabelField>,
+    /// Where it is meant to be sold: division codes or their 2- or 4-digit prefixes; empty: anywhere.
+    /// Scans elsewhere open an alert for the producer and regulators.
+    pub distribution_area: Vec<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -39,6 +42,10 @@ pub struct NewProduct {
     /// What its labels show under the product name; brand, certifications and producer by default.
     #[serde(default = "LabelField::default_list")]
     pub label_fields: Vec<LabelField>,
+    /// Where it is meant to be sold: division codes (6 digits) or their province (2) or city (4) prefix,
+    /// e.g. `["53", "4401"]`; empty (the default) means anywhere.
+    #[serde(default)]
+    pub distribution_area: Vec<String>,
 }
 
 text_enum!(
@@ -81,6 +88,22 @@ impl NewProduct {
             return Err(CoreError::invalid(
                 "too_many_label_fields",
                 "a label has room for at most 4 lines under the product name",
+            ));
+        }
+        if self.distribution_area.len() > 100 {
+            return Err(CoreError::invalid(
+                "too_many_areas",
+                "a distribution area lists at most 100 regions",
+            ));
+        }
+        if let Some(bad) = self.distribution_area.iter().find(|a| {
+            ![2, 4, 6].contains(&a.len())
+                || !a.bytes().all(|b| b.is_ascii_digit())
+                || a.starts_with("00")
+        }) {
+            return Err(CoreError::invalid(
+                "invalid_division_code",
+                format!("{bad:?} is not a division code or its 2- or 4-digit prefix"),
             ));
         }
         if let Some(gtin) = &self.gtin {

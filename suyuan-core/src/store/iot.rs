@@ -518,6 +518,111 @@ pub fn site_images(
     ))
 }
 
+/// Images taken at these sites over `[from, to)`, at most `max` spread evenly over the period, oldest
+/// first. Unchecked: for the public story of a batch, whose plot photos a consumer may see.
+pub fn images_at(
+    conn: &mut DbConnection,
+    sites: &[SiteId],
+    from: i64,
+    to: i64,
+    max: usize,
+) -> CoreResult<Vec<DeviceImage>> {
+    let ids: Vec<i64> = sites.iter().map(|s| s.0).collect();
+    let all: Vec<(i64, i64)> = on_backend!(conn, c => di::device_images
+        .filter(di::site_id.eq_any(&ids))
+        .filter(di::taken_at.ge(from))
+        .filter(di::taken_at.lt(to))
+        .order((di::taken_at, di::id))
+        .select((di::id, di::taken_at))
+        .load(c))?;
+    if all.is_empty() || max == 0 {
+        return Ok(Vec::new());
+    }
+    // Evenly spaced picks across the growing period, the first and the last included.
+    let picks: Vec<i64> = if all.len() <= max {
+        all.iter().map(|x| x.0).collect()
+    } else {
+        let step = (all.len() - 1) as f64 / (max - 1).max(1) as f64;
+        let mut v: Vec<i64> = (0..max)
+            .map(|i| all[((i as f64 * step).round() as usize).min(all.len() - 1)].0)
+            .collect();
+        v.dedup();
+        v
+    };
+    let rows: Vec<ImageRow> = on_backend!(conn, c => di::device_images
+        .filter(di::id.eq_any(&picks))
+        .order((di::taken_at, di::id))
+        .select(ImageRow::as_select())
+        .load(c))?;
+    Ok(rows.into_iter().map(ImageRow::into_model).collect())
+}
+
+/// One image, unchecked (the caller has established it belongs to a public story).
+pub fn image_unchecked(conn: &mut DbConnection, id: i64) -> CoreResult<DeviceImage> {
+    let row: ImageRow = on_backend!(conn, c => di::device_images
+        .find(id)
+        .select(ImageRow::as_select())
+        .first(c))
+    .or_not_found("image")?;
+    Ok(row.into_model())
+}
+
+/// Temperatures (readings in °C) at a site over `[from, to)`, averaged into `buckets` equal spans:
+/// (start of the span in ms, min, mean, max), oldest first. Unchecked: for the public story's cold chain.
+pub fn temperature_buckets(
+    conn: &mut DbConnection,
+    site: SiteId,
+    from: i64,
+    to: i64,
+    buckets: i64,
+) -> CoreResult<Vec<(i64, f64, f64, f64)>> {
+    use diesel::sql_types::{BigInt, Double};
+    #[derive(QueryableByName)]
+    struct Bucket {
+        #[diesel(sql_type = BigInt)]
+        bucket: i64,
+        #[diesel(sql_type = Double)]
+        lo: f64,
+        #[diesel(sql_type = Double)]
+        mean: f64,
+        #[diesel(sql_type = Double)]
+        hi: f64,
+    }
+    if to <= from || buckets <= 0 {
+        return Ok(Vec::new());
+    }
+    let width = ((to - from) / buckets).max(1);
+    // Through the site's devices, so that the readings key (device, ts, …) serves the range.
+    let sql = |p: [&str; 5]| {
+        format!(
+            "SELECT CAST((r.ts - {0}) / {1} AS BIGINT) AS bucket, MIN(r.value) AS lo, AVG(r.value) AS mean, \
+             MAX(r.value) AS hi FROM readings r WHERE r.device_id IN (SELECT id FROM devices WHERE site_id = {2}) \
+             AND r.ts >= {3} AND r.ts < {4} AND r.unit = 'c' GROUP BY 1 ORDER BY 1",
+            p[0], p[1], p[2], p[3], p[4]
+        )
+    };
+    let rows: Vec<Bucket> = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(sql(["?1", "?2", "?3", "?4", "?5"]))
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(width)
+            .bind::<BigInt, _>(site.0)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(to)
+            .load(c)?,
+        DbConnection::Postgresql(c) => diesel::sql_query(sql(["$1", "$2", "$3", "$4", "$5"]))
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(width)
+            .bind::<BigInt, _>(site.0)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(to)
+            .load(c)?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|b| (from + b.bucket * width, b.lo, b.mean, b.hi))
+        .collect())
+}
+
 /// One image, if the actor may see its site.
 pub fn get_image(conn: &mut DbConnection, actor: &Actor, id: i64) -> CoreResult<DeviceImage> {
     let row: ImageRow = on_backend!(conn, c => di::device_images
@@ -870,12 +975,12 @@ pub fn generate_readings(
         let pg = "INSERT INTO readings (device_id, metric, ts, seq, site_id, value, unit, received_at, late) \
                   SELECT $1, m.metric, $2 + g.i * $3, g.i, $4, 3.0 + (g.i % 40) * 0.1, m.unit, $2 + g.i * $3, FALSE \
                   FROM generate_series(0, $5 - 1) AS g(i) \
-                  CROSS JOIN (VALUES ('temp_c', '°C'), ('rh_pct', '%')) AS m(metric, unit) \
+                  CROSS JOIN (VALUES ('temp_c', 'c'), ('rh_pct', 'pct')) AS m(metric, unit) \
                   ON CONFLICT DO NOTHING";
         let sqlite = "WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i + 1 < ?5) \
                       INSERT OR IGNORE INTO readings (device_id, metric, ts, seq, site_id, value, unit, received_at, late) \
                       SELECT ?1, m.metric, ?2 + g.i * ?3, g.i, ?4, 3.0 + (g.i % 40) * 0.1, m.unit, ?2 + g.i * ?3, FALSE \
-                      FROM g CROSS JOIN (SELECT 'temp_c' AS metric, '°C' AS unit UNION ALL SELECT 'rh_pct', '%') AS m";
+                      FROM g CROSS JOIN (SELECT 'temp_c' AS metric, 'c' AS unit UNION ALL SELECT 'rh_pct', 'pct') AS m";
         let rows = match conn {
             DbConnection::Postgresql(c) => diesel::sql_query(pg)
                 .bind::<BigInt, _>(device)

@@ -14,6 +14,7 @@ pub mod public;
 pub mod recall;
 pub mod records;
 pub mod rows;
+pub mod scans;
 pub mod sites;
 pub mod users;
 pub mod verify;

@@ -24,6 +24,10 @@ pub struct PublicRecord {
     pub details: RecordDetails,
     pub organisation: String,
     pub site: Option<String>,
+    /// The site's id and kind (the scan page finds plot photos and cold-store temperatures by them).
+    #[schema(value_type = Option<i64>)]
+    pub site_id: Option<crate::SiteId>,
+    pub site_kind: Option<SiteKind>,
     pub flags: Vec<String>,
     pub state: CorrectionState,
     /// Reasons of the corrections applied.
@@ -41,6 +45,9 @@ pub struct PublicBatch {
     pub producer: PublicOrganisation,
     pub status: BatchStatus,
     pub status_reason: Option<String>,
+    /// Where it was grown, for batches that started on a plot.
+    #[schema(value_type = Option<i64>)]
+    pub origin_site_id: Option<crate::SiteId>,
     /// Steps upstream of the scanned batch (0 for the batch itself).
     pub depth: i32,
     pub records: Vec<PublicRecord>,
@@ -83,6 +90,12 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
                 .filter_map(|r| r.record.site_id.map(|s| s.0))
         })
         .collect();
+    site_ids.extend(
+        trace
+            .batches
+            .iter()
+            .filter_map(|t| t.batch.origin_site_id.map(|s| s.0)),
+    );
     site_ids.sort_unstable();
     site_ids.dedup();
     let sites: HashMap<i64, Site> = models(
@@ -115,6 +128,12 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
                     .site_id
                     .and_then(|s| sites.get(&s.0))
                     .map(|s| s.name.clone()),
+                site_id: r.record.site_id,
+                site_kind: r
+                    .record
+                    .site_id
+                    .and_then(|s| sites.get(&s.0))
+                    .map(|s| s.kind),
                 details: r.record.details,
                 flags: r.record.flags,
                 state: r.state,
@@ -130,6 +149,7 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
             producer,
             status: traced.batch.status,
             status_reason: traced.batch.status_reason,
+            origin_site_id: traced.batch.origin_site_id,
             depth: traced.depth,
             records,
         });
@@ -143,4 +163,40 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
         batch,
         upstream: out,
     })
+}
+
+/// The batch a GS1 Digital Link names: the product with this GTIN (any of GTIN-8/12/13/14, compared as
+/// GTIN-14) and the lot code. Public, like the story it leads to.
+pub fn batch_by_gtin_lot(
+    conn: &mut DbConnection,
+    gtin: &str,
+    lot: &str,
+) -> CoreResult<Option<BatchId>> {
+    use crate::schema::{batches::dsl as b, products::dsl as p};
+    let wanted = gtin14(gtin);
+    let products: Vec<(i64, Option<String>)> = on_backend!(conn, c => p::products
+        .filter(p::gtin.is_not_null())
+        .select((p::id, p::gtin))
+        .load(c))?;
+    let ids: Vec<i64> = products
+        .into_iter()
+        .filter(|(_, g)| g.as_deref().map(gtin14) == Some(wanted.clone()))
+        .map(|(id, _)| id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let found: Option<i64> = on_backend!(conn, c => b::batches
+        .filter(b::product_id.eq_any(&ids))
+        .filter(b::lot_code.eq(lot))
+        .order(b::id)
+        .select(b::id)
+        .first(c)
+        .optional())?;
+    Ok(found.map(BatchId))
+}
+
+/// A GTIN written as 14 digits (GS1 Digital Link's form): left-padded with zeros.
+pub fn gtin14(gtin: &str) -> String {
+    format!("{gtin:0>14}")
 }

@@ -992,6 +992,7 @@ mod tests {
                         certifications: Vec::new(),
                         gtin: None,
                         label_fields: crate::model::LabelField::DEFAULT.to_vec(),
+                        distribution_area: vec![],
                     },
                 )?;
                 batches::create(

@@ -127,6 +127,7 @@ pub struct ProductRow {
     pub gtin: Option<String>,
     pub created_at: i64,
     pub label_fields: String,
+    pub distribution_area: String,
 }
 
 impl ProductRow {
@@ -137,6 +138,7 @@ impl ProductRow {
             org_id: OrgId(self.org_id),
             certifications: json("certifications", &self.certifications)?,
             label_fields: json("label_fields", &self.label_fields)?,
+            distribution_area: json("distribution_area", &self.distribution_area)?,
             name: self.name,
             category: self.category,
             brand: self.brand,

@@ -68,6 +68,8 @@ pub fn create_product(
     new.validate()?;
     let fields = serde_json::to_string(&new.label_fields)
         .map_err(|e| crate::CoreError::Internal(e.to_string()))?;
+    let area = serde_json::to_string(&new.distribution_area)
+        .map_err(|e| crate::CoreError::Internal(e.to_string()))?;
     let certs = serde_json::to_string(&new.certifications)
         .map_err(|e| crate::CoreError::Internal(e.to_string()))?;
     on_backend!(conn, c => diesel::insert_into(p::products)
@@ -79,6 +81,7 @@ pub fn create_product(
             p::certifications.eq(&certs),
             p::gtin.eq(&new.gtin),
             p::label_fields.eq(&fields),
+            p::distribution_area.eq(&area),
             p::created_at.eq(now_millis()),
         ))
         .returning(ProductRow::as_returning())

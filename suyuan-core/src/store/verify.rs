@@ -148,7 +148,12 @@ macro_rules! each_table {
             iot_rules,
             device_rule_states,
             gateway_refusals,
-            readings
+            readings,
+            scans,
+            label_scan_stats,
+            label_scan_devices,
+            scan_region_days,
+            settings
         )
     };
 }

@@ -153,6 +153,8 @@ pub struct TestApp {
     pub db: Database,
     /// The server's data folder: signing keys under `keys/`, label runs under `label-runs/`.
     pub data_dir: tempfile::TempDir,
+    /// The server's scanning machinery (its scan log is flushed by [`TestApp::flush_scans`]).
+    pub scanning: std::sync::Arc<suyuan_server::scans::Scanning>,
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
     // Dropped last: the schema or folder goes after the server and pool are gone.
@@ -162,6 +164,14 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the server, or `None` when the backend is not available here (see the module doc).
     pub fn start(backend: Backend) -> Option<TestApp> {
+        TestApp::start_with(backend, suyuan_server::scans::ScanSettings::default())
+    }
+
+    /// Starts the server with these scanning settings (IP-to-region database, rules, SMS token).
+    pub fn start_with(
+        backend: Backend,
+        scan_settings: suyuan_server::scans::ScanSettings,
+    ) -> Option<TestApp> {
         let test_db = TestDb::new(backend)?;
         let db = test_db.open();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -174,7 +184,13 @@ impl TestApp {
             ..suyuan_server::minting::MintSettings::in_data_dir(data_dir.path())
         };
         let minter = suyuan_server::minting::Minter::start(db.clone(), settings).expect("minter");
-        let mut state = suyuan_server::AppState::new(db.clone()).with_minter(minter);
+        let mut state = suyuan_server::AppState::new(db.clone())
+            .expect("app state")
+            .with_minter(minter)
+            .with_scan_settings(scan_settings)
+            .expect("scan settings");
+        state.media_dir = Some(data_dir.path().join("media"));
+        let scanning = state.scanning.clone();
         state.public_host = "t.cn".into();
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -189,6 +205,7 @@ impl TestApp {
             base,
             db,
             data_dir,
+            scanning,
             handle: Some(handle),
             thread: Some(thread),
             test_db,
@@ -267,6 +284,11 @@ impl TestApp {
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("read body");
         (status, content_type, body)
+    }
+
+    /// Waits until every scan the server has queued so far is stored.
+    pub fn flush_scans(&self) {
+        actix_web::rt::System::new().block_on(self.scanning.log.flush());
     }
 
     /// Row counts of every table, to show that a refused request changed nothing.

@@ -142,6 +142,7 @@ impl World {
                         certifications: vec![Certification::GreenFood],
                         gtin: None,
                         label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
+                        distribution_area: vec![],
                     },
                 )?
                 .id;
@@ -155,6 +156,7 @@ impl World {
                         certifications: vec![],
                         gtin: None,
                         label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
+                        distribution_area: vec![],
                     },
                 )?
                 .id;

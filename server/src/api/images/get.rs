@@ -24,6 +24,23 @@ async fn send(
         ));
     };
     let image = blocking(&state, move |db| db.read(|c| iot::get_image(c, &actor, id))).await?;
+    jpeg(
+        media,
+        image,
+        want_thumbnail,
+        "private, max-age=31536000, immutable",
+    )
+    .await
+}
+
+/// Answers an image's JPEG (or its thumbnail) from the media folder. Also used by the public scan page
+/// for the plot photos of a story.
+pub async fn jpeg(
+    media: std::path::PathBuf,
+    image: suyuan_core::model::DeviceImage,
+    want_thumbnail: bool,
+    cache_control: &'static str,
+) -> ApiResult<HttpResponse> {
     let rel = if want_thumbnail {
         image.thumb_path
     } else {
@@ -39,7 +56,7 @@ async fn send(
         .map_err(|_| CoreError::NotFound { what: "image file" })?;
     Ok(HttpResponse::Ok()
         .content_type("image/jpeg")
-        .insert_header(("Cache-Control", "private, max-age=31536000, immutable"))
+        .insert_header(("Cache-Control", cache_control))
         .body(bytes))
 }
 

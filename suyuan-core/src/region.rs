@@ -1,0 +1,935 @@
+//! Where a label was scanned, coarsely: counterfeit detection compares the regions of two scans of one label
+//! (impossible travel) and a scan's region with a product's distribution area, and the public page says
+//! where a label was first scanned ("首次扫码于 11月3日 在 云南省昆明市").
+//!
+//! Two sources of a region, both giving a GB/T 2260 division code (6 digits: province, city, county):
+//! - a built-in gazetteer of China's divisions with a point for each ([`division`], [`full_name`],
+//!   [`short_name`], [`nearest`]), embedded from `data/divisions.csv` (see `data/README.md` for its origin
+//!   and licence) and parsed once: it is immutable data shipped with the code, not configuration;
+//! - an IP-to-region database that an operator installs ([`IpRegions`]), loaded from a CSV file whose path
+//!   comes from configuration; loading fails on any bad line, so a broken file is noticed at start.
+//!
+//! A consumer's precise location is never stored: [`coarse_location`] rounds it to about 10 km first.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The gazetteer, `code,name,longitude,latitude`, sorted by code.
+const DIVISIONS_CSV: &str = include_str!("../data/divisions.csv");
+
+/// Mean Earth radius used by [`distance_km`].
+const EARTH_RADIUS_KM: f64 = 6371.0;
+
+/// Beyond this distance from every division, [`nearest`] says the point is not in China.
+const NEAREST_MAX_KM: f64 = 300.0;
+
+/// Rows that group divisions without naming a place ("districts under the city", "counties directly under
+/// the province"); they are skipped when names are joined.
+const PLACEHOLDER_NAMES: [&str; 4] = [
+    "市辖区",
+    "县",
+    "省直辖县级行政区划",
+    "自治区直辖县级行政区划",
+];
+
+/// Province prefixes of the municipalities (北京, 天津, 上海, 重庆), whose districts are shown by the
+/// municipality's name.
+const MUNICIPALITIES: [&str; 4] = ["11", "12", "31", "50"];
+
+// ---------------------------------------------------------------------------------------------------------
+// Built-in gazetteer
+// ---------------------------------------------------------------------------------------------------------
+
+/// One administrative division of China: a province (`530000`), a prefecture-level city (`530100`) or a
+/// county-level division (`530102`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Division {
+    /// The 6-digit GB/T 2260 code.
+    pub code: &'static str,
+    /// The division's own name, e.g. `五华区`; see [`full_name`] for the name with its ancestors.
+    pub name: &'static str,
+    /// Longitude of a representative point (the seat); `None` for the few rows without one (placeholders
+    /// such as `市辖区` and some retired codes). Present exactly when `latitude` is.
+    pub longitude: Option<f64>,
+    /// Latitude of the same point.
+    pub latitude: Option<f64>,
+}
+
+impl Division {
+    /// The 6-digit division code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The representative point as `(latitude, longitude)`, the order [`distance_km`] takes.
+    pub fn point(&self) -> Option<(f64, f64)> {
+        Some((self.latitude?, self.longitude?))
+    }
+
+    /// Whether the row is a grouping such as `市辖区` rather than a named place.
+    fn is_placeholder(&self) -> bool {
+        PLACEHOLDER_NAMES.contains(&self.name)
+    }
+}
+
+/// The parsed gazetteer and the divisions [`nearest`] chooses from.
+struct Gazetteer {
+    /// Every division, sorted by code.
+    divisions: Vec<Division>,
+    /// Indices of the located, named divisions that have no located, named division under them: counties,
+    /// plus the cities and regions without counties (东莞市, 中山市, 香港特别行政区, ...), so that a scan
+    /// there is not attributed to a neighbour.
+    leaves: Vec<usize>,
+}
+
+impl Gazetteer {
+    fn new(divisions: Vec<Division>) -> Self {
+        let located = |d: &&Division| d.point().is_some() && !d.is_placeholder();
+        // Prefixes (2 or 4 digits) that have a located division strictly below them.
+        let mut parents: HashSet<&'static str> = HashSet::new();
+        for d in divisions.iter().filter(located) {
+            if !d.code.ends_with("00") {
+                parents.insert(&d.code[..4]);
+                parents.insert(&d.code[..2]);
+            } else if !d.code.ends_with("0000") {
+                parents.insert(&d.code[..2]);
+            }
+        }
+        let leaves = divisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| located(d))
+            .filter(|(_, d)| match level_prefix(d.code) {
+                Some(prefix) => !parents.contains(prefix),
+                None => true,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Gazetteer { divisions, leaves }
+    }
+}
+
+/// The prefix a province (2 digits) or city (4 digits) code stands for; `None` for a county-level code.
+fn level_prefix(code: &str) -> Option<&str> {
+    if code.ends_with("0000") {
+        code.get(..2)
+    } else if code.ends_with("00") {
+        code.get(..4)
+    } else {
+        None
+    }
+}
+
+/// The gazetteer, parsed on first use.
+fn gazetteer() -> &'static Gazetteer {
+    static GAZETTEER: OnceLock<Gazetteer> = OnceLock::new();
+    GAZETTEER.get_or_init(|| match parse_divisions(DIVISIONS_CSV) {
+        Ok(divisions) => Gazetteer::new(divisions),
+        Err(e) => {
+            // Unreachable with the shipped file (a test parses it); fail soft rather than panic.
+            tracing::error!(error = %e, "built-in divisions.csv is malformed; regions are unavailable");
+            Gazetteer::new(Vec::new())
+        }
+    })
+}
+
+/// Parses the embedded gazetteer, checking the header, each row and the sort order that lookups rely on.
+fn parse_divisions(text: &'static str) -> Result<Vec<Division>, String> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, "code,name,longitude,latitude")) => {}
+        _ => return Err("line 1: expected header `code,name,longitude,latitude`".into()),
+    }
+    let mut divisions: Vec<Division> = Vec::new();
+    for (i, line) in lines {
+        let at = |what: &str| format!("line {}: {what}", i + 1);
+        let mut fields = line.split(',');
+        let (Some(code), Some(name), Some(lon), Some(lat), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return Err(at("expected 4 fields"));
+        };
+        if !is_code(code) || name.is_empty() {
+            return Err(at("bad code or empty name"));
+        }
+        let coordinate = |s: &str| -> Result<Option<f64>, String> {
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                s.parse().map(Some).map_err(|_| at("bad coordinate"))
+            }
+        };
+        let (longitude, latitude) = (coordinate(lon)?, coordinate(lat)?);
+        if longitude.is_some() != latitude.is_some() {
+            return Err(at("only one coordinate"));
+        }
+        if divisions.last().is_some_and(|prev| prev.code >= code) {
+            return Err(at("codes not strictly increasing"));
+        }
+        divisions.push(Division {
+            code,
+            name,
+            longitude,
+            latitude,
+        });
+    }
+    Ok(divisions)
+}
+
+/// Whether `s` is a 6-digit division code (not whether the division exists).
+fn is_code(s: &str) -> bool {
+    s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The division with this 6-digit code, if the gazetteer knows it.
+pub fn division(code: &str) -> Option<&'static Division> {
+    if !is_code(code) {
+        return None;
+    }
+    let divisions = &gazetteer().divisions;
+    let i = divisions.binary_search_by(|d| d.code.cmp(code)).ok()?;
+    divisions.get(i)
+}
+
+/// The division with this code unless it is a placeholder row such as `市辖区`.
+fn named(code: &str) -> Option<&'static Division> {
+    division(code).filter(|d| !d.is_placeholder())
+}
+
+/// The codes of a code's province and city (`530424` → `530000`, `530400`); `code` must satisfy
+/// [`is_code`].
+fn ancestors(code: &str) -> (String, String) {
+    (format!("{}0000", &code[..2]), format!("{}00", &code[..4]))
+}
+
+/// The name of a division with its ancestors, as shown on the scan page: `530424` → `云南省玉溪市华宁县`,
+/// `110105` → `北京市朝阳区` (a municipality is named once). A code the gazetteer does not know is named
+/// by its nearest known ancestor (`530499` → `云南省玉溪市`), since divisions are created and renamed
+/// after the data was taken; `None` when not even its province is known.
+pub fn full_name(code: &str) -> Option<String> {
+    if !is_code(code) {
+        return None;
+    }
+    let (province_code, city_code) = ancestors(code);
+    let mut name = named(&province_code)?.name.to_owned();
+    if city_code != province_code {
+        if let Some(city) = named(&city_code) {
+            name.push_str(city.name);
+        }
+        if code != city_code {
+            if let Some(county) = named(code) {
+                name.push_str(county.name);
+            }
+        }
+    }
+    Some(name)
+}
+
+/// The city-level name to use in a sentence: the prefecture of a county (`530102` → `昆明市`), the
+/// municipality for its districts (`110105` → `北京市`), a county-level city directly under its province
+/// as itself (`429004` → `仙桃市`), a province as itself. `None` when the province is unknown.
+pub fn short_name(code: &str) -> Option<String> {
+    if !is_code(code) {
+        return None;
+    }
+    let (province_code, city_code) = ancestors(code);
+    let province = named(&province_code)?;
+    if code == province_code || MUNICIPALITIES.contains(&&code[..2]) {
+        return Some(province.name.to_owned());
+    }
+    let name = named(&city_code)
+        .or_else(|| (code != city_code).then(|| named(code)).flatten())
+        .unwrap_or(province);
+    Some(name.name.to_owned())
+}
+
+/// Whether a point is a valid latitude / longitude in degrees.
+fn valid_point(latitude: f64, longitude: f64) -> bool {
+    latitude.is_finite()
+        && longitude.is_finite()
+        && (-90.0..=90.0).contains(&latitude)
+        && (-180.0..=180.0).contains(&longitude)
+}
+
+/// The county-level division whose point is nearest to a location (for a city or region without counties
+/// in the data, such as 东莞市 or 香港特别行政区, that division itself). `None` for an invalid location or
+/// one more than 300 km from every division, i.e. not in China.
+pub fn nearest(latitude: f64, longitude: f64) -> Option<&'static Division> {
+    if !valid_point(latitude, longitude) {
+        return None;
+    }
+    let g = gazetteer();
+    g.leaves
+        .iter()
+        .filter_map(|&i| g.divisions.get(i))
+        .filter_map(|d| Some((d, distance_km((latitude, longitude), d.point()?))))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|(_, km)| *km <= NEAREST_MAX_KM)
+        .map(|(d, _)| d)
+}
+
+/// Great-circle (haversine) distance in kilometres between two `(latitude, longitude)` points in degrees,
+/// on a sphere of radius 6371 km; what the impossible-travel rule divides by the time between scans.
+pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lat2) = (a.0.to_radians(), b.0.to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = (b.1 - a.1).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * h.min(1.0).sqrt().asin()
+}
+
+/// The prefix an area code covers: `53` / `530000` a province, `5304` / `530400` a city, any other 6 digits
+/// that division alone. `None` for anything else, which covers nothing.
+fn area_prefix(area: &str) -> Option<&str> {
+    if !area.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match area.len() {
+        2 | 4 => Some(area),
+        6 => level_prefix(area).or(Some(area)),
+        _ => None,
+    }
+}
+
+/// Whether a division lies within any of the areas of a distribution list (`["53", "4401", "330106"]`);
+/// the rule for scans outside a product's distribution area. A malformed code is within nothing.
+pub fn within<S: AsRef<str>>(code: &str, area: &[S]) -> bool {
+    is_code(code)
+        && area
+            .iter()
+            .filter_map(|a| area_prefix(a.as_ref()))
+            .any(|prefix| code.starts_with(prefix))
+}
+
+/// A location rounded to 0.1° (about 10 km), the only precision ever stored for a consumer's scan; `None`
+/// when not a valid latitude / longitude.
+pub fn coarse_location(latitude: f64, longitude: f64) -> Option<(f64, f64)> {
+    // `+ 0.0` turns a rounded -0.0 into 0.0.
+    let round = |x: f64| (x * 10.0).round() / 10.0 + 0.0;
+    valid_point(latitude, longitude).then(|| (round(latitude), round(longitude)))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// IP-to-region database
+// ---------------------------------------------------------------------------------------------------------
+
+/// Why an IP-to-region file was refused; every variant names the file and, for its content, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum IpRegionsError {
+    /// The file could not be opened.
+    #[error("{file}: cannot open: {error}")]
+    Open { file: String, error: std::io::Error },
+    /// The file could not be read (including text that is not UTF-8).
+    #[error("{file} line {line}: cannot read: {error}")]
+    Read {
+        file: String,
+        line: usize,
+        error: std::io::Error,
+    },
+    /// A line is not `start,end,code`.
+    #[error("{file} line {line}: expected 3 fields `start,end,code`, found {found}")]
+    FieldCount {
+        file: String,
+        line: usize,
+        found: usize,
+    },
+    /// A start or end is not an IPv4 or IPv6 address.
+    #[error("{file} line {line}: `{value}` is not an IPv4 or IPv6 address")]
+    BadAddress {
+        file: String,
+        line: usize,
+        value: String,
+    },
+    /// Start and end are of different address families.
+    #[error("{file} line {line}: start and end are not both IPv4 or both IPv6")]
+    MixedFamilies { file: String, line: usize },
+    /// The range is empty.
+    #[error("{file} line {line}: start {start} is after end {end}")]
+    StartAfterEnd {
+        file: String,
+        line: usize,
+        start: String,
+        end: String,
+    },
+    /// The code is not 6 digits.
+    #[error("{file} line {line}: `{value}` is not a 6-digit division code")]
+    BadCode {
+        file: String,
+        line: usize,
+        value: String,
+    },
+    /// Two ranges share addresses, so a lookup would be ambiguous.
+    #[error("{file} line {line}: range overlaps the range on line {other_line}")]
+    Overlap {
+        file: String,
+        line: usize,
+        other_line: usize,
+    },
+}
+
+/// Sorted, disjoint ranges of one address family, stored column-wise so that millions of ranges stay
+/// compact and the binary search touches only the starts.
+#[derive(Clone, Default)]
+struct Ranges<T> {
+    starts: Vec<T>,
+    ends: Vec<T>,
+    /// Index into [`IpRegions::codes`].
+    codes: Vec<u32>,
+}
+
+impl<T: Ord + Copy> Ranges<T> {
+    /// Sorts the ranges read from a file, refuses overlaps and stores them column-wise.
+    fn build(mut pending: Vec<Pending<T>>, file: &str) -> Result<Self, IpRegionsError> {
+        pending.sort_unstable_by_key(|p| (p.start, p.line));
+        // Sorted by start, any overlap shows between neighbours.
+        if let Some(w) = pending.windows(2).find(|w| w[1].start <= w[0].end) {
+            return Err(IpRegionsError::Overlap {
+                file: file.to_owned(),
+                line: w[0].line.max(w[1].line),
+                other_line: w[0].line.min(w[1].line),
+            });
+        }
+        Ok(Ranges {
+            starts: pending.iter().map(|p| p.start).collect(),
+            ends: pending.iter().map(|p| p.end).collect(),
+            codes: pending.iter().map(|p| p.code).collect(),
+        })
+    }
+
+    /// The code index of the range holding `ip`.
+    fn find(&self, ip: T) -> Option<u32> {
+        let i = self.starts.partition_point(|&s| s <= ip).checked_sub(1)?;
+        if ip <= *self.ends.get(i)? {
+            self.codes.get(i).copied()
+        } else {
+            None
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+}
+
+/// A range as read, with its line for error messages.
+struct Pending<T> {
+    start: T,
+    end: T,
+    code: u32,
+    line: usize,
+}
+
+/// The operator's IP-to-region database: address ranges mapped to division codes, for scans that come
+/// without a location. Loaded once from a CSV file of lines `start,end,code` (addresses of one family,
+/// inclusive, `start <= end`; `#` comments, blank lines and a leading `start,end,code` header allowed;
+/// fields are not quoted).
+#[derive(Clone, Default)]
+pub struct IpRegions {
+    v4: Ranges<u32>,
+    v6: Ranges<u128>,
+    /// Distinct codes; ranges refer to them by index.
+    codes: Vec<Box<str>>,
+}
+
+impl fmt::Debug for IpRegions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IpRegions")
+            .field("v4_ranges", &self.v4.len())
+            .field("v6_ranges", &self.v6.len())
+            .field("codes", &self.codes.len())
+            .finish()
+    }
+}
+
+impl IpRegions {
+    /// Loads the file at `path`, named by that path in errors.
+    pub fn open(path: &Path) -> Result<Self, IpRegionsError> {
+        let file = path.display().to_string();
+        let reader = std::fs::File::open(path).map_err(|error| IpRegionsError::Open {
+            file: file.clone(),
+            error,
+        })?;
+        Self::from_reader(reader, &file)
+    }
+
+    /// Loads ranges from `reader`; `name_for_errors` names the source in errors. Any bad line fails the
+    /// whole load.
+    pub fn from_reader(reader: impl Read, name_for_errors: &str) -> Result<Self, IpRegionsError> {
+        let file = name_for_errors;
+        let mut reader = BufReader::new(reader);
+        let mut buf = String::new();
+        let mut line = 0usize;
+        let mut header_allowed = true;
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let mut codes: Vec<Box<str>> = Vec::new();
+        let mut code_index: HashMap<Box<str>, u32> = HashMap::new();
+        loop {
+            buf.clear();
+            let read = reader
+                .read_line(&mut buf)
+                .map_err(|error| IpRegionsError::Read {
+                    file: file.to_owned(),
+                    line: line + 1,
+                    error,
+                })?;
+            if read == 0 {
+                break;
+            }
+            line += 1;
+            let text = if line == 1 {
+                buf.trim_start_matches('\u{feff}').trim()
+            } else {
+                buf.trim()
+            };
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            if std::mem::take(&mut header_allowed) && is_header(text) {
+                continue;
+            }
+            let (start, end, code) = parse_range(text, file, line)?;
+            let index = match code_index.get(code) {
+                Some(&i) => i,
+                None => {
+                    // At most 10^6 distinct 6-digit codes, so the index fits in a u32.
+                    let i = codes.len() as u32;
+                    codes.push(code.into());
+                    code_index.insert(code.into(), i);
+                    i
+                }
+            };
+            match (start, end) {
+                (IpAddr::V4(s), IpAddr::V4(e)) => v4.push(Pending {
+                    start: u32::from(s),
+                    end: u32::from(e),
+                    code: index,
+                    line,
+                }),
+                (IpAddr::V6(s), IpAddr::V6(e)) => v6.push(Pending {
+                    start: u128::from(s),
+                    end: u128::from(e),
+                    code: index,
+                    line,
+                }),
+                // parse_range refuses mixed families.
+                _ => {
+                    return Err(IpRegionsError::MixedFamilies {
+                        file: file.to_owned(),
+                        line,
+                    })
+                }
+            }
+        }
+        Ok(IpRegions {
+            v4: Ranges::build(v4, file)?,
+            v6: Ranges::build(v6, file)?,
+            codes,
+        })
+    }
+
+    /// The division code of the range holding `ip`; an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is
+    /// looked up as IPv4.
+    pub fn lookup(&self, ip: IpAddr) -> Option<&str> {
+        let index = match ip.to_canonical() {
+            IpAddr::V4(v4) => self.v4.find(u32::from(v4)),
+            IpAddr::V6(v6) => self.v6.find(u128::from(v6)),
+        }?;
+        self.codes.get(usize::try_from(index).ok()?).map(|c| &**c)
+    }
+
+    /// The number of ranges, both families.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether there are no ranges (every lookup misses).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether a line is the optional `start,end,code` header.
+fn is_header(text: &str) -> bool {
+    let mut fields = text.split(',').map(str::trim);
+    ["start", "end", "code"]
+        .iter()
+        .all(|want| fields.next().is_some_and(|f| f.eq_ignore_ascii_case(want)))
+        && fields.next().is_none()
+}
+
+/// Parses one `start,end,code` line. Mapped IPv6 addresses are stored as IPv4, as they are looked up.
+fn parse_range<'a>(
+    text: &'a str,
+    file: &str,
+    line: usize,
+) -> Result<(IpAddr, IpAddr, &'a str), IpRegionsError> {
+    let mut fields = text.split(',').map(str::trim);
+    let (Some(start), Some(end), Some(code), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(IpRegionsError::FieldCount {
+            file: file.to_owned(),
+            line,
+            found: text.split(',').count(),
+        });
+    };
+    let address = |value: &str| {
+        value
+            .parse::<IpAddr>()
+            .map(|ip| ip.to_canonical())
+            .map_err(|_| IpRegionsError::BadAddress {
+                file: file.to_owned(),
+                line,
+                value: value.to_owned(),
+            })
+    };
+    let (first, last) = (address(start)?, address(end)?);
+    if first.is_ipv4() != last.is_ipv4() {
+        return Err(IpRegionsError::MixedFamilies {
+            file: file.to_owned(),
+            line,
+        });
+    }
+    if first > last {
+        return Err(IpRegionsError::StartAfterEnd {
+            file: file.to_owned(),
+            line,
+            start: start.to_owned(),
+            end: end.to_owned(),
+        });
+    }
+    if !is_code(code) {
+        return Err(IpRegionsError::BadCode {
+            file: file.to_owned(),
+            line,
+            value: code.to_owned(),
+        });
+    }
+    Ok((first, last, code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_gazetteer_parses_completely() {
+        let divisions = parse_divisions(DIVISIONS_CSV).unwrap();
+        assert_eq!(divisions.len(), 3511);
+        assert_eq!(gazetteer().divisions.len(), 3511);
+    }
+
+    #[test]
+    fn division_finds_a_code_and_refuses_malformed_ones() {
+        let d = division("530424").unwrap();
+        assert_eq!((d.code(), d.name), ("530424", "华宁县"));
+        assert!(d.point().is_some());
+        assert!(division("5304").is_none());
+        assert!(division("53042a").is_none());
+        assert!(division("990101").is_none());
+    }
+
+    #[test]
+    fn full_name_joins_province_city_and_county() {
+        assert_eq!(full_name("530424").unwrap(), "云南省玉溪市华宁县");
+        assert_eq!(full_name("530100").unwrap(), "云南省昆明市");
+        assert_eq!(full_name("530000").unwrap(), "云南省");
+    }
+
+    #[test]
+    fn full_name_names_a_municipality_once() {
+        assert_eq!(full_name("110105").unwrap(), "北京市朝阳区");
+        assert_eq!(full_name("110100").unwrap(), "北京市");
+        assert_eq!(full_name("500228").unwrap(), "重庆市梁平县");
+        assert_eq!(full_name("429004").unwrap(), "湖北省仙桃市");
+    }
+
+    #[test]
+    fn full_name_falls_back_to_the_nearest_known_ancestor() {
+        assert_eq!(full_name("530499").unwrap(), "云南省玉溪市");
+        assert_eq!(full_name("539901").unwrap(), "云南省");
+        assert!(full_name("990101").is_none());
+        assert!(full_name("bad").is_none());
+    }
+
+    #[test]
+    fn short_name_is_the_city_level_name() {
+        assert_eq!(short_name("530102").unwrap(), "昆明市");
+        assert_eq!(short_name("530100").unwrap(), "昆明市");
+        assert_eq!(short_name("530101").unwrap(), "昆明市");
+        assert_eq!(short_name("110105").unwrap(), "北京市");
+        assert_eq!(short_name("500228").unwrap(), "重庆市");
+        assert_eq!(short_name("429004").unwrap(), "仙桃市");
+        assert_eq!(short_name("530000").unwrap(), "云南省");
+        assert!(short_name("990101").is_none());
+    }
+
+    #[test]
+    fn nearest_to_kunming_is_a_county_of_kunming() {
+        let d = nearest(25.04, 102.71).unwrap();
+        assert!(
+            d.code.starts_with("5301") && !d.code.ends_with("00"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn nearest_in_a_city_without_counties_is_that_city() {
+        assert_eq!(nearest(23.02, 113.75).unwrap().code, "441900");
+    }
+
+    #[test]
+    fn nearest_refuses_points_outside_china_and_invalid_points() {
+        assert!(nearest(30.0, -150.0).is_none());
+        assert!(nearest(0.0, 160.0).is_none());
+        assert!(nearest(f64::NAN, 102.0).is_none());
+        assert!(nearest(25.0, f64::INFINITY).is_none());
+        assert!(nearest(95.0, 102.0).is_none());
+        assert!(nearest(25.0, 190.0).is_none());
+    }
+
+    #[test]
+    fn distance_kunming_beijing_is_about_2100_km() {
+        let km = distance_km((25.04, 102.71), (39.90, 116.41));
+        assert!((km - 2100.0).abs() < 100.0, "{km}");
+        assert_eq!(distance_km((25.0, 102.0), (25.0, 102.0)), 0.0);
+    }
+
+    #[test]
+    fn within_matches_province_city_and_county_areas() {
+        assert!(within("530424", &["53"]));
+        assert!(within("530424", &["530000"]));
+        assert!(within("530424", &["5304"]));
+        assert!(within("530424", &["530400"]));
+        assert!(within("530424", &["530424"]));
+        assert!(within("530424", &["11".to_owned(), "53".to_owned()]));
+        assert!(!within("110105", &["53"]));
+        assert!(!within("530424", &["530402"]));
+        assert!(!within("530400", &["530424"]));
+        assert!(!within("530424", &["5", "530", "53x", ""]));
+        assert!(!within("5304", &["53"]));
+        assert!(!within::<&str>("530424", &[]));
+    }
+
+    #[test]
+    fn coarse_location_rounds_to_a_tenth_of_a_degree() {
+        assert_eq!(coarse_location(25.04, 102.71), Some((25.0, 102.7)));
+        assert_eq!(coarse_location(25.06, 102.75), Some((25.1, 102.8)));
+        assert_eq!(coarse_location(-0.04, -0.04), Some((0.0, 0.0)));
+        assert_eq!(coarse_location(90.0, -180.0), Some((90.0, -180.0)));
+    }
+
+    #[test]
+    fn coarse_location_refuses_invalid_points() {
+        assert!(coarse_location(f64::NAN, 0.0).is_none());
+        assert!(coarse_location(0.0, f64::NEG_INFINITY).is_none());
+        assert!(coarse_location(90.1, 0.0).is_none());
+        assert!(coarse_location(0.0, -180.1).is_none());
+    }
+
+    const SAMPLE: &str = "\u{feff}# operator's ranges\r\n\
+        start,end,code\r\n\
+        \r\n\
+        1.0.0.0,1.0.0.255,530102\n\
+        1.0.2.0 , 1.0.2.255 , 110105\n\
+        1.0.3.0,1.0.3.0,530102\n\
+        ::ffff:10.0.0.0,::ffff:10.0.0.255,530424\n\
+        2001:db8::,2001:db8::ffff,530424\n";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ip_regions_parse_v4_and_v6_ranges() {
+        let db = IpRegions::from_reader(SAMPLE.as_bytes(), "sample.csv").unwrap();
+        assert_eq!(db.len(), 5);
+        assert!(!db.is_empty());
+        assert_eq!(db.codes.len(), 3, "codes are interned");
+        assert_eq!(db.lookup(ip("1.0.0.7")), Some("530102"));
+        assert_eq!(db.lookup(ip("1.0.2.9")), Some("110105"));
+        assert_eq!(db.lookup(ip("2001:db8::1")), Some("530424"));
+        assert_eq!(db.lookup(ip("10.0.0.1")), Some("530424"));
+    }
+
+    #[test]
+    fn ip_regions_include_both_ends_and_miss_gaps() {
+        let db = IpRegions::from_reader(SAMPLE.as_bytes(), "sample.csv").unwrap();
+        assert_eq!(db.lookup(ip("1.0.0.0")), Some("530102"));
+        assert_eq!(db.lookup(ip("1.0.0.255")), Some("530102"));
+        assert_eq!(db.lookup(ip("1.0.3.0")), Some("530102"));
+        assert_eq!(db.lookup(ip("2001:db8::ffff")), Some("530424"));
+        assert_eq!(db.lookup(ip("0.255.255.255")), None);
+        assert_eq!(db.lookup(ip("1.0.1.0")), None);
+        assert_eq!(db.lookup(ip("1.0.3.1")), None);
+        assert_eq!(db.lookup(ip("2001:db8::1:0")), None);
+        assert_eq!(db.lookup(ip("::")), None);
+    }
+
+    #[test]
+    fn ip_regions_look_up_mapped_addresses_as_ipv4() {
+        let db = IpRegions::from_reader(SAMPLE.as_bytes(), "sample.csv").unwrap();
+        assert_eq!(db.lookup(ip("::ffff:1.0.2.0")), Some("110105"));
+        assert_eq!(db.lookup(ip("::ffff:1.0.1.0")), None);
+    }
+
+    #[test]
+    fn ip_regions_open_reads_a_file_and_names_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ip.csv");
+        std::fs::write(&path, SAMPLE).unwrap();
+        assert_eq!(IpRegions::open(&path).unwrap().len(), 5);
+        let missing = dir.path().join("missing.csv");
+        let err = IpRegions::open(&missing).unwrap_err();
+        assert!(matches!(err, IpRegionsError::Open { .. }));
+        assert!(err.to_string().contains("missing.csv"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_database() {
+        let db = IpRegions::from_reader("# nothing yet\n".as_bytes(), "empty.csv").unwrap();
+        assert!(db.is_empty());
+        assert_eq!(db.lookup(ip("1.2.3.4")), None);
+    }
+
+    fn load_err(text: &str) -> IpRegionsError {
+        IpRegions::from_reader(text.as_bytes(), "ip.csv").unwrap_err()
+    }
+
+    #[test]
+    fn a_bad_address_is_refused_with_its_line() {
+        let err = load_err("# ranges\n1.0.0.0,1.0.0.255,530102\n1.0.1.0,1.0.1.x,530102\n");
+        assert!(
+            matches!(&err, IpRegionsError::BadAddress { line: 3, value, .. } if value == "1.0.1.x"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "ip.csv line 3: `1.0.1.x` is not an IPv4 or IPv6 address"
+        );
+    }
+
+    #[test]
+    fn a_header_after_data_is_a_bad_address() {
+        let err = load_err("1.0.0.0,1.0.0.255,530102\nstart,end,code\n");
+        assert!(
+            matches!(err, IpRegionsError::BadAddress { line: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn mixed_families_are_refused_with_their_line() {
+        let err = load_err("1.0.0.0,1.0.0.255,530102\n1.0.1.0,2001:db8::,530102\n");
+        assert!(
+            matches!(err, IpRegionsError::MixedFamilies { line: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn start_after_end_is_refused_with_its_line() {
+        let err = load_err("\n1.0.0.255,1.0.0.0,530102\n");
+        assert!(
+            matches!(err, IpRegionsError::StartAfterEnd { line: 2, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("1.0.0.255"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_code_is_refused_with_its_line() {
+        for (text, line) in [
+            ("1.0.0.0,1.0.0.255,53010\n", 1),
+            ("#\n1.0.0.0,1.0.0.255,53010a\n", 2),
+            ("#\n#\n1.0.0.0,1.0.0.255,\n", 3),
+        ] {
+            let err = load_err(text);
+            assert!(
+                matches!(err, IpRegionsError::BadCode { line: l, .. } if l == line),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_number_of_fields_is_refused_with_its_line() {
+        let err = load_err("1.0.0.0,1.0.0.255\n");
+        assert!(
+            matches!(
+                err,
+                IpRegionsError::FieldCount {
+                    line: 1,
+                    found: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = load_err("1.0.0.0,1.0.0.255,530102\n1.0.1.0,1.0.1.255,530102,x\n");
+        assert!(
+            matches!(
+                err,
+                IpRegionsError::FieldCount {
+                    line: 2,
+                    found: 4,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn overlapping_ranges_are_refused_with_both_lines() {
+        let err = load_err(
+            "1.0.0.0,1.0.0.255,530102\n2.0.0.0,2.0.0.255,530102\n1.0.0.255,1.0.1.0,110105\n",
+        );
+        assert!(
+            matches!(
+                err,
+                IpRegionsError::Overlap {
+                    line: 3,
+                    other_line: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "ip.csv line 3: range overlaps the range on line 1"
+        );
+        let err = load_err("2001:db8::,2001:db8::ff,530102\n2001:db8::10,2001:db8::20,530102\n");
+        assert!(
+            matches!(
+                err,
+                IpRegionsError::Overlap {
+                    line: 2,
+                    other_line: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused_with_its_line() {
+        let err = IpRegions::from_reader(&b"1.0.0.0,1.0.0.255,530102\n\xff\xfe\n"[..], "ip.csv")
+            .unwrap_err();
+        assert!(
+            matches!(err, IpRegionsError::Read { line: 2, .. }),
+            "{err:?}"
+        );
+    }
+}

@@ -1,0 +1,779 @@
+//! The scan log and the counterfeit rules that read it.
+//!
+//! Scans arrive in batches from the server's scan log (hundreds per transaction under load). For each
+//! batch this module loads the per-label state once ([`label_scan_stats`] and the devices already seen),
+//! walks the scans in order, applies the rules to the running state, then writes the scans, the new state
+//! and the alerts in a few statements. Each rule opens its alert once per label (forgery attempts: once per
+//! region and day), so a copied label scanned ten thousand times gives one alert, not ten thousand.
+//!
+//! [`label_scan_stats`]: crate::schema::label_scan_stats
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+
+use super::alerts::{self, NewAlert};
+use super::DbConnection;
+use crate::error::CoreResult;
+use crate::model::{
+    LabelRef, LabelScanStats, NewScan, RegionDayCount, RegionSource, ScanEvent, ScanRegion,
+    ScanRules, ScanVerdict, Suspicion,
+};
+use crate::on_backend;
+use crate::region;
+use crate::schema::{
+    label_scan_devices::dsl as sd, label_scan_stats::dsl as st, products::dsl as p,
+    scan_region_days::dsl as rd, scans::dsl as s, settings::dsl as se,
+};
+use crate::time::to_datetime;
+use crate::{BatchId, OrgId, ProductId};
+
+/// Rows per multi-row INSERT (14 columns: well under SQLite's 32,766 variables).
+const CHUNK: usize = 500;
+
+/// The running state of one label while a batch of scans is applied.
+#[derive(Debug, Clone)]
+struct Running {
+    scans: i64,
+    devices: i64,
+    first_at: i64,
+    first_division: Option<String>,
+    last_at: i64,
+    last_division: Option<String>,
+    last_point: Option<(f64, f64)>,
+    suspicion: Option<String>,
+    alerted: Vec<String>,
+    changed: bool,
+}
+
+impl Running {
+    fn has_alerted(&self, kind: &str) -> bool {
+        self.alerted.iter().any(|k| k == kind)
+    }
+}
+
+type StatsRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+    Option<String>,
+    String,
+);
+
+/// What the rules decided to report.
+struct PendingAlert {
+    kind: &'static str,
+    severity: &'static str,
+    org: Option<OrgId>,
+    batch: Option<BatchId>,
+    message: String,
+}
+
+/// A scan row as it is inserted.
+#[derive(Insertable)]
+#[diesel(table_name = crate::schema::scans)]
+struct ScanRow<'a> {
+    scanned_at: i64,
+    method: &'a str,
+    verdict: &'a str,
+    key_id: Option<i64>,
+    sequence: Option<i64>,
+    batch_id: Option<i64>,
+    org_id: Option<i64>,
+    division_code: Option<&'a str>,
+    region_source: Option<&'a str>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    first_scan: bool,
+    client_hash: &'a str,
+}
+
+/// The day of a time in China (UTC+8), as the dashboard counts days.
+pub fn china_day(at: DateTime<Utc>) -> String {
+    (at + Duration::hours(8)).format("%Y-%m-%d").to_string()
+}
+
+fn region_name(code: Option<&str>) -> String {
+    code.and_then(region::full_name)
+        .unwrap_or_else(|| "未知地区".to_owned())
+}
+
+/// Logs a batch of scan events in one transaction (the caller's) and applies the counterfeit rules.
+/// Returns the number of scans stored.
+pub fn record(
+    conn: &mut DbConnection,
+    events: &[ScanEvent],
+    rules: &ScanRules,
+) -> CoreResult<usize> {
+    let labels: HashSet<LabelRef> = events
+        .iter()
+        .filter_map(|e| match e {
+            ScanEvent::Scan(scan) if tracks_label(scan) => scan.label,
+            ScanEvent::Scan(_) => None,
+            ScanEvent::Located(l) => Some(l.label),
+        })
+        .collect();
+    let mut state = load_state(conn, &labels)?;
+    let mut seen = load_devices(conn, events)?;
+    let areas = load_areas(conn, events)?;
+
+    let mut rows: Vec<(usize, bool)> = Vec::with_capacity(events.len());
+    let mut located: Vec<(usize, &ScanRegion)> = Vec::new();
+    let mut new_devices: Vec<(LabelRef, &str)> = Vec::new();
+    let mut region_days: HashMap<(String, String, &'static str), i64> = HashMap::new();
+    let mut pending: Vec<PendingAlert> = Vec::new();
+    // The row (index into `rows`) of each client's latest scan of a label in this batch, for location fixes.
+    let mut latest: HashMap<(LabelRef, &str), usize> = HashMap::new();
+
+    for (i, event) in events.iter().enumerate() {
+        match event {
+            ScanEvent::Scan(scan) => {
+                let division = scan.region.as_ref().map(|r| r.division_code.clone());
+                *region_days
+                    .entry((
+                        china_day(scan.scanned_at),
+                        division.clone().unwrap_or_default(),
+                        scan.verdict.as_str(),
+                    ))
+                    .or_insert(0) += 1;
+                let first = match scan.label.filter(|_| tracks_label(scan)) {
+                    Some(label) => {
+                        let at = scan.scanned_at.timestamp_millis();
+                        let new_device = seen.insert((label, scan.client_hash.clone()));
+                        if new_device {
+                            new_devices.push((label, &scan.client_hash));
+                        }
+                        let entry = state.entry(label);
+                        let first = matches!(entry, std::collections::hash_map::Entry::Vacant(_));
+                        let running = entry.or_insert_with(|| Running {
+                            scans: 0,
+                            devices: 0,
+                            first_at: at,
+                            first_division: division.clone(),
+                            last_at: at,
+                            last_division: None,
+                            last_point: None,
+                            suspicion: None,
+                            alerted: Vec::new(),
+                            changed: true,
+                        });
+                        running.scans += 1;
+                        if new_device {
+                            running.devices += 1;
+                        }
+                        running.changed = true;
+                        let area = scan.product_id.and_then(|id| areas.get(&id));
+                        apply_rules(scan, running, area.map(Vec::as_slice), rules, &mut pending);
+                        running.last_at = at;
+                        if let Some(r) = &scan.region {
+                            running.last_division = Some(r.division_code.clone());
+                            running.last_point = Some((r.latitude, r.longitude));
+                        }
+                        latest.insert((label, scan.client_hash.as_str()), rows.len());
+                        first
+                    }
+                    None => {
+                        if scan.verdict == ScanVerdict::Counterfeit {
+                            pending.push(PendingAlert {
+                                kind: "forgery_attempts",
+                                severity: "critical",
+                                org: None,
+                                batch: None,
+                                // Deduplicated per region and day below.
+                                message: format!(
+                                    "{}：{} 出现签名无效的伪造标签扫码（追溯码 {}）",
+                                    china_day(scan.scanned_at),
+                                    region_name(division.as_deref()),
+                                    scan.short_code.as_deref().unwrap_or("?")
+                                ),
+                            });
+                        }
+                        false
+                    }
+                };
+                rows.push((i, first));
+            }
+            ScanEvent::Located(fix) => {
+                let Some(running) = state.get_mut(&fix.label) else {
+                    continue;
+                };
+                if let Some(&row) = latest.get(&(fix.label, fix.client_hash.as_str())) {
+                    located.push((row, &fix.region));
+                } else {
+                    located_earlier(conn, fix)?;
+                }
+                // The location replaces what the address suggested: check the area again (the journey is
+                // checked from this point at the next scan, not between the address and the phone).
+                let area = fix.product_id.and_then(|id| areas.get(&id));
+                if let Some(area) = area.filter(|a| !a.is_empty()) {
+                    outside_area(fix, running, area, &mut pending);
+                }
+                if running.first_division.is_none() && running.scans <= 1 {
+                    running.first_division = Some(fix.region.division_code.clone());
+                }
+                running.last_division = Some(fix.region.division_code.clone());
+                running.last_point = Some((fix.region.latitude, fix.region.longitude));
+                running.changed = true;
+            }
+        }
+    }
+
+    // Scans, with location fixes applied to rows of this batch.
+    let mut fixes: HashMap<usize, &ScanRegion> = HashMap::new();
+    for (row, region) in located {
+        fixes.insert(row, region);
+    }
+    let scan_rows: Vec<ScanRow<'_>> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(n, (i, first))| match &events[*i] {
+            ScanEvent::Scan(scan) => {
+                let region = fixes.get(&n).copied().or(scan.region.as_ref());
+                Some(ScanRow {
+                    scanned_at: scan.scanned_at.timestamp_millis(),
+                    method: scan.method.as_str(),
+                    verdict: scan.verdict.as_str(),
+                    key_id: scan.label.map(|l| l.key_id),
+                    sequence: scan.label.map(|l| l.sequence),
+                    batch_id: scan.batch_id.map(|b| b.0),
+                    org_id: scan.org_id.map(|o| o.0),
+                    division_code: region.map(|r| r.division_code.as_str()),
+                    region_source: region.map(|r| r.source.as_str()),
+                    latitude: region.map(|r| r.latitude),
+                    longitude: region.map(|r| r.longitude),
+                    first_scan: *first,
+                    client_hash: &scan.client_hash,
+                })
+            }
+            ScanEvent::Located(_) => None,
+        })
+        .collect();
+    for chunk in scan_rows.chunks(CHUNK) {
+        on_backend!(conn, c => diesel::insert_into(s::scans).values(chunk).execute(c))?;
+    }
+
+    let device_rows: Vec<_> = new_devices
+        .iter()
+        .map(|(l, h)| {
+            (
+                sd::key_id.eq(l.key_id),
+                sd::sequence.eq(l.sequence),
+                sd::client_hash.eq(*h),
+            )
+        })
+        .collect();
+    for chunk in device_rows.chunks(CHUNK) {
+        on_backend!(conn, c => diesel::insert_into(sd::label_scan_devices)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+    }
+
+    save_state(conn, &state)?;
+    let forgery_regions = save_region_days(conn, &region_days)?;
+
+    let mut forgery_alerted: HashSet<(String, String)> = HashSet::new();
+    for alert in pending {
+        if alert.kind == "forgery_attempts" {
+            continue;
+        }
+        alerts::open(
+            conn,
+            NewAlert {
+                kind: alert.kind,
+                severity: alert.severity,
+                org_id: alert.org,
+                batch_id: alert.batch,
+                record_id: None,
+                message: alert.message,
+            },
+        )?;
+    }
+    // One forgery alert per region and day: the first counterfeit scan of a region-day that had none.
+    for event in events {
+        let ScanEvent::Scan(scan) = event else {
+            continue;
+        };
+        if scan.verdict != ScanVerdict::Counterfeit {
+            continue;
+        }
+        let key = (
+            china_day(scan.scanned_at),
+            scan.region
+                .as_ref()
+                .map(|r| r.division_code.clone())
+                .unwrap_or_default(),
+        );
+        if !forgery_regions.contains(&key) || !forgery_alerted.insert(key.clone()) {
+            continue;
+        }
+        alerts::open(
+            conn,
+            NewAlert {
+                kind: "forgery_attempts",
+                severity: "critical",
+                org_id: None,
+                batch_id: None,
+                record_id: None,
+                message: format!(
+                    "{}：{} 出现签名无效的伪造标签扫码（首个追溯码 {}）；按地区的次数见 /api/v1/scans/regions",
+                    key.0,
+                    region_name(Some(&key.1).filter(|c| !c.is_empty()).map(String::as_str)),
+                    scan.short_code.as_deref().unwrap_or("?")
+                ),
+            },
+        )?;
+    }
+    Ok(scan_rows.len())
+}
+
+/// Whether a scan counts towards its label's statistics: genuine signatures only (anyone can type a
+/// forged code; it must not make a genuine label look copied).
+fn tracks_label(scan: &NewScan) -> bool {
+    !matches!(
+        scan.verdict,
+        ScanVerdict::Counterfeit
+            | ScanVerdict::UnknownKey
+            | ScanVerdict::Malformed
+            | ScanVerdict::Batch
+    )
+}
+
+/// The rules for one scan of a genuine label, against the label's state before this scan.
+fn apply_rules(
+    scan: &NewScan,
+    running: &mut Running,
+    area: Option<&[String]>,
+    rules: &ScanRules,
+    out: &mut Vec<PendingAlert>,
+) {
+    let code = scan.short_code.as_deref().unwrap_or("?");
+    let mut raise = |running: &mut Running,
+                     kind: &'static str,
+                     severity: &'static str,
+                     suspicion: Option<Suspicion>,
+                     message: String| {
+        if let Some(s) = suspicion {
+            running
+                .suspicion
+                .get_or_insert_with(|| s.as_str().to_owned());
+        }
+        if running.has_alerted(kind) {
+            return;
+        }
+        running.alerted.push(kind.to_owned());
+        out.push(PendingAlert {
+            kind,
+            severity,
+            org: if kind == "label_never_minted" {
+                None
+            } else {
+                scan.org_id
+            },
+            batch: scan.batch_id,
+            message,
+        });
+    };
+    match scan.verdict {
+        ScanVerdict::NotMinted => raise(
+            running,
+            "label_never_minted",
+            "critical",
+            None,
+            format!("追溯码 {code} 签名有效但从未发行：签名密钥可能泄露，或有超量印刷"),
+        ),
+        ScanVerdict::NotActivated => raise(
+            running,
+            "label_not_activated",
+            "warning",
+            None,
+            format!("追溯码 {code} 尚未绑定批次就被消费者扫码（可能是超量印刷或漏绑）"),
+        ),
+        ScanVerdict::Void => raise(
+            running,
+            "void_label_scanned",
+            "warning",
+            None,
+            format!("已作废的追溯码 {code} 被消费者扫码"),
+        ),
+        _ => {}
+    }
+    if running.devices > i64::from(rules.max_devices) {
+        raise(
+            running,
+            "label_many_devices",
+            "warning",
+            Some(Suspicion::ManyDevices),
+            format!(
+                "追溯码 {code} 已被 {} 台不同设备扫码 {} 次（上限 {} 台），标签可能被复制",
+                running.devices, running.scans, rules.max_devices
+            ),
+        );
+    }
+    if let (Some(region), Some(prev)) = (&scan.region, running.last_point) {
+        let km = region::distance_km(prev, (region.latitude, region.longitude));
+        let hours = (scan.scanned_at.timestamp_millis() - running.last_at) as f64 / 3_600_000.0;
+        if km > rules.min_travel_km && km > rules.max_speed_kmh * hours.max(0.0) {
+            raise(
+                running,
+                "label_impossible_travel",
+                "warning",
+                Some(Suspicion::ImpossibleTravel),
+                format!(
+                    "追溯码 {code} 在 {:.1} 小时内先后于{}和{}被扫码（相距约 {:.0} 公里），标签可能被复制",
+                    hours.max(0.0),
+                    region_name(running.last_division.as_deref()),
+                    region_name(Some(&region.division_code)),
+                    km
+                ),
+            );
+        }
+    }
+    if let (Some(region), Some(area)) = (&scan.region, area.filter(|a| !a.is_empty())) {
+        if !region::within(&region.division_code, area) {
+            raise(
+                running,
+                "label_outside_area",
+                "warning",
+                Some(Suspicion::OutsideArea),
+                format!(
+                    "追溯码 {code} 在产品销售区域以外（{}）被扫码，可能是窜货或标签被复制",
+                    region_name(Some(&region.division_code))
+                ),
+            );
+        }
+    }
+}
+
+/// The area rule for a shared location.
+fn outside_area(
+    fix: &crate::model::LocatedScan,
+    running: &mut Running,
+    area: &[String],
+    out: &mut Vec<PendingAlert>,
+) {
+    if region::within(&fix.region.division_code, area) {
+        return;
+    }
+    running
+        .suspicion
+        .get_or_insert_with(|| Suspicion::OutsideArea.as_str().to_owned());
+    if running.has_alerted("label_outside_area") {
+        return;
+    }
+    running.alerted.push("label_outside_area".to_owned());
+    out.push(PendingAlert {
+        kind: "label_outside_area",
+        severity: "warning",
+        org: fix.org_id,
+        batch: fix.batch_id,
+        message: format!(
+            "追溯码 {} 在产品销售区域以外（{}，手机定位）被扫码，可能是窜货或标签被复制",
+            fix.short_code.as_deref().unwrap_or("?"),
+            region_name(Some(&fix.region.division_code))
+        ),
+    });
+}
+
+fn load_state(
+    conn: &mut DbConnection,
+    labels: &HashSet<LabelRef>,
+) -> CoreResult<HashMap<LabelRef, Running>> {
+    let mut out = HashMap::with_capacity(labels.len());
+    if labels.is_empty() {
+        return Ok(out);
+    }
+    let sequences: Vec<i64> = labels.iter().map(|l| l.sequence).collect();
+    for chunk in sequences.chunks(CHUNK) {
+        let rows: Vec<StatsRow> = on_backend!(conn, c => st::label_scan_stats
+            .filter(st::sequence.eq_any(chunk))
+            .select((
+                st::key_id,
+                st::sequence,
+                st::scans,
+                st::devices,
+                st::first_at,
+                st::first_division,
+                st::last_at,
+                st::last_division,
+                st::last_latitude,
+                st::last_longitude,
+                st::suspicion,
+                st::alerted,
+            ))
+            .load(c))?;
+        for row in rows {
+            let label = LabelRef {
+                key_id: row.0,
+                sequence: row.1,
+            };
+            if !labels.contains(&label) {
+                continue;
+            }
+            out.insert(
+                label,
+                Running {
+                    scans: row.2,
+                    devices: row.3,
+                    first_at: row.4,
+                    first_division: row.5,
+                    last_at: row.6,
+                    last_division: row.7,
+                    last_point: row.8.zip(row.9),
+                    suspicion: row.10,
+                    alerted: row
+                        .11
+                        .split(',')
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    changed: false,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn load_devices(
+    conn: &mut DbConnection,
+    events: &[ScanEvent],
+) -> CoreResult<HashSet<(LabelRef, String)>> {
+    let wanted: HashSet<(LabelRef, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ScanEvent::Scan(scan) if tracks_label(scan) => {
+                scan.label.map(|l| (l, scan.client_hash.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut out = HashSet::new();
+    let sequences: Vec<i64> = {
+        let mut v: Vec<i64> = wanted.iter().map(|(l, _)| l.sequence).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    for chunk in sequences.chunks(CHUNK) {
+        let rows: Vec<(i64, i64, String)> = on_backend!(conn, c => sd::label_scan_devices
+            .filter(sd::sequence.eq_any(chunk))
+            .select((sd::key_id, sd::sequence, sd::client_hash))
+            .load(c))?;
+        for (key_id, sequence, hash) in rows {
+            let label = LabelRef { key_id, sequence };
+            if wanted.contains(&(label, hash.as_str())) {
+                out.insert((label, hash));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn load_areas(
+    conn: &mut DbConnection,
+    events: &[ScanEvent],
+) -> CoreResult<HashMap<ProductId, Vec<String>>> {
+    let mut ids: Vec<i64> = events
+        .iter()
+        .filter_map(|e| match e {
+            ScanEvent::Scan(scan) => scan.product_id.map(|p| p.0),
+            ScanEvent::Located(fix) => fix.product_id.map(|p| p.0),
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, String)> = on_backend!(conn, c => p::products
+        .filter(p::id.eq_any(&ids))
+        .select((p::id, p::distribution_area))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, area)| {
+            (
+                ProductId(id),
+                serde_json::from_str(&area).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// A location shared for a scan stored in an earlier batch: updates that client's latest scan of the label.
+fn located_earlier(conn: &mut DbConnection, fix: &crate::model::LocatedScan) -> CoreResult<()> {
+    let latest: Option<i64> = on_backend!(conn, c => s::scans
+        .filter(s::key_id.eq(fix.label.key_id))
+        .filter(s::sequence.eq(fix.label.sequence))
+        .filter(s::client_hash.eq(&fix.client_hash))
+        .order(s::scanned_at.desc())
+        .select(s::id)
+        .first(c)
+        .optional())?;
+    if let Some(id) = latest {
+        on_backend!(conn, c => diesel::update(s::scans.find(id))
+            .set((
+                s::division_code.eq(&fix.region.division_code),
+                s::region_source.eq(RegionSource::Location.as_str()),
+                s::latitude.eq(fix.region.latitude),
+                s::longitude.eq(fix.region.longitude),
+            ))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+fn save_state(conn: &mut DbConnection, state: &HashMap<LabelRef, Running>) -> CoreResult<()> {
+    for (label, r) in state.iter().filter(|(_, r)| r.changed) {
+        let alerted = r.alerted.join(",");
+        let values = (
+            st::key_id.eq(label.key_id),
+            st::sequence.eq(label.sequence),
+            st::scans.eq(r.scans),
+            st::devices.eq(r.devices),
+            st::first_at.eq(r.first_at),
+            st::first_division.eq(&r.first_division),
+            st::last_at.eq(r.last_at),
+            st::last_division.eq(&r.last_division),
+            st::last_latitude.eq(r.last_point.map(|p| p.0)),
+            st::last_longitude.eq(r.last_point.map(|p| p.1)),
+            st::suspicion.eq(&r.suspicion),
+            st::alerted.eq(&alerted),
+        );
+        on_backend!(conn, c => diesel::insert_into(st::label_scan_stats)
+            .values(values)
+            .on_conflict((st::key_id, st::sequence))
+            .do_update()
+            .set((
+                st::scans.eq(r.scans),
+                st::devices.eq(r.devices),
+                st::first_division.eq(&r.first_division),
+                st::last_at.eq(r.last_at),
+                st::last_division.eq(&r.last_division),
+                st::last_latitude.eq(r.last_point.map(|p| p.0)),
+                st::last_longitude.eq(r.last_point.map(|p| p.1)),
+                st::suspicion.eq(&r.suspicion),
+                st::alerted.eq(&alerted),
+            ))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Adds the batch's counts per day, region and verdict; returns the (day, region) pairs whose first
+/// counterfeit scan is in this batch.
+fn save_region_days(
+    conn: &mut DbConnection,
+    counts: &HashMap<(String, String, &'static str), i64>,
+) -> CoreResult<HashSet<(String, String)>> {
+    let mut first_forgeries = HashSet::new();
+    for ((day, division, verdict), n) in counts {
+        if *verdict == ScanVerdict::Counterfeit.as_str() {
+            let before: Option<i64> = on_backend!(conn, c => rd::scan_region_days
+                .find((day, division, verdict))
+                .select(rd::scans)
+                .first(c)
+                .optional())?;
+            if before.is_none() {
+                first_forgeries.insert((day.clone(), division.clone()));
+            }
+        }
+        on_backend!(conn, c => diesel::insert_into(rd::scan_region_days)
+            .values((
+                rd::day.eq(day),
+                rd::division_code.eq(division),
+                rd::verdict.eq(verdict),
+                rd::scans.eq(n),
+            ))
+            .on_conflict((rd::day, rd::division_code, rd::verdict))
+            .do_update()
+            .set(rd::scans.eq(rd::scans + n))
+            .execute(c))?;
+    }
+    Ok(first_forgeries)
+}
+
+/// What the scan log knows about one label (none before its first scan is stored).
+pub fn stats(conn: &mut DbConnection, label: LabelRef) -> CoreResult<Option<LabelScanStats>> {
+    let row: Option<StatsRow> = on_backend!(conn, c => st::label_scan_stats
+        .find((label.key_id, label.sequence))
+        .select((
+            st::key_id,
+            st::sequence,
+            st::scans,
+            st::devices,
+            st::first_at,
+            st::first_division,
+            st::last_at,
+            st::last_division,
+            st::last_latitude,
+            st::last_longitude,
+            st::suspicion,
+            st::alerted,
+        ))
+        .first(c)
+        .optional())?;
+    Ok(row.map(|r| LabelScanStats {
+        label,
+        scans: r.2,
+        devices: r.3,
+        first_at: to_datetime(r.4),
+        first_division: r.5,
+        last_at: to_datetime(r.6),
+        last_division: r.7,
+        suspicion: r.10.as_deref().and_then(Suspicion::parse),
+    }))
+}
+
+/// Scans per day, region and verdict over `[from, to]` (days as YYYY-MM-DD), for regulators.
+pub fn region_counts(
+    conn: &mut DbConnection,
+    from: &str,
+    to: &str,
+) -> CoreResult<Vec<RegionDayCount>> {
+    let rows: Vec<(String, String, String, i64)> = on_backend!(conn, c => rd::scan_region_days
+        .filter(rd::day.ge(from))
+        .filter(rd::day.le(to))
+        .order((rd::day, rd::division_code, rd::verdict))
+        .select((rd::day, rd::division_code, rd::verdict, rd::scans))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(day, division_code, verdict, scans)| {
+            Some(RegionDayCount {
+                day,
+                division_code,
+                verdict: ScanVerdict::parse(&verdict)?,
+                scans,
+            })
+        })
+        .collect())
+}
+
+/// How many scans are stored (benchmarks compare it with the requests served).
+pub fn count(conn: &mut DbConnection) -> CoreResult<i64> {
+    Ok(on_backend!(conn, c => s::scans.count().get_result(c))?)
+}
+
+/// A deployment-wide setting, created with `make()` by whichever replica asks first.
+pub fn setting_or_create(
+    conn: &mut DbConnection,
+    name: &str,
+    make: impl FnOnce() -> String,
+) -> CoreResult<String> {
+    let value = make();
+    on_backend!(conn, c => diesel::insert_into(se::settings)
+        .values((se::name.eq(name), se::value.eq(&value)))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(on_backend!(conn, c => se::settings.find(name).select(se::value).first(c))?)
+}
