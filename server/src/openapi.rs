@@ -57,6 +57,10 @@ use crate::api::*;
         rules::create::create,
         rules::list::list,
         gateway::refusals::refusals,
+        public::recall_status::recall_status,
+        scans::location::location,
+        scans::regions::regions,
+        scans::sms::inbound,
     )
 )]
 pub struct ApiDoc;

@@ -1,7 +1,9 @@
-//! The label URL in a real browser: Debian's headless Chromium at 360 × 800 (a cheap phone) opens the
-//! demo county's labels and a forged one, in Chinese and in English, and the rendered page says the
-//! verdict. Chromium runs with `--dump-dom` (the DOM after rendering) and `--screenshot` (kept in the
-//! test's temporary folder, printed on failure).
+//! The scan page in a real browser: Debian's headless Chromium at 360 × 800 (a cheap phone) opens the
+//! demo county's labels in each verdict — genuine, genuine but possibly copied, not activated, void,
+//! recalled, counterfeit — in Chinese and in English, and the rendered page says the verdict. The same
+//! verdict is in the HTML the server sends (no script builds the page: it reads without JavaScript). Chromium runs with `--dump-dom` (the
+//! DOM after rendering) and `--screenshot`. With `SUYUAN_SCREENSHOTS=DIR` the screenshots are kept
+//! there (`docs/screenshots/` holds the committed ones); otherwise in the test's temporary folder.
 //!
 //! When `chromium` is not installed the test fails in CI (`CI` or `SUYUAN_REQUIRE_TOOLS`) and is skipped
 //! with a message elsewhere.
@@ -23,13 +25,20 @@ fn chromium() -> Option<&'static str> {
 }
 
 /// Opens `url` at 360 × 800 and returns the rendered DOM; leaves a screenshot at `shot`.
-fn open(browser: &str, url: &str, shot: &Path) -> String {
+fn open(browser: &str, url: &str, shot: &Path, height: u32) -> String {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let size = format!("--window-size=360,{height}");
+    let user_data = format!("--user-data-dir={}", profile.path().display());
     let common = [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
         "--hide-scrollbars",
-        "--window-size=360,800",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        size.as_str(),
+        user_data.as_str(),
     ];
     let dom = Command::new(browser)
         .args(common)
@@ -73,25 +82,47 @@ fn label_pages_in_headless_chromium_at_360px() {
         return;
     };
     let summary = suyuan_core::demo::seed(&app.db).unwrap();
+    let batch = summary.showcase_batch.unwrap();
+    suyuan_server::commands::demo_media::ensure(&app.db, &app.data_dir.path().join("media"))
+        .unwrap();
     let settings = suyuan_server::minting::MintSettings {
         env_key: None,
         ..suyuan_server::minting::MintSettings::in_data_dir(app.data_dir.path())
     };
-    let labels =
-        demo_labels::ensure(&app.db, &settings, "t.cn", summary.showcase_batch.unwrap()).unwrap();
+    let labels = demo_labels::ensure(&app.db, &settings, "t.cn", batch).unwrap();
     // A label signed by a key the platform has, with one digit of its signature changed.
     let mut forged = labels.active.clone().into_bytes();
     let last = forged.len() - 1;
     forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
     let forged = String::from_utf8(forged).unwrap();
+    // A second active label of the same sheet, scanned from eight phones: possibly copied.
+    let copied = second_active(&settings, labels.run.id);
+    for phone in 0..8 {
+        let status = ureq::get(&app.url(&format!("/{copied}")))
+            .set("User-Agent", &format!("phone-{phone}"))
+            .call()
+            .map(|r| r.status())
+            .unwrap_or(0);
+        assert_eq!(status, 200);
+    }
+    app.flush_scans();
 
-    let shots = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("SUYUAN_SCREENSHOTS").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let shots = kept.clone().unwrap_or_else(|| temp.path().to_owned());
+    std::fs::create_dir_all(&shots).unwrap();
     let cases = [
         ("active-zh", format!("/{}", labels.active), "正品"),
         (
             "active-en",
             format!("/{}?lang=en", labels.active),
             "Genuine",
+        ),
+        ("copied-zh", format!("/{copied}"), "正品 · 疑似被复制"),
+        (
+            "copied-en",
+            format!("/{copied}?lang=en"),
+            "Genuine · possibly copied",
         ),
         (
             "not-activated-zh",
@@ -112,9 +143,9 @@ fn label_pages_in_headless_chromium_at_360px() {
             "Counterfeit",
         ),
     ];
-    for (name, path, verdict) in cases {
-        let shot = shots.path().join(format!("{name}.png"));
-        let dom = open(browser, &app.url(&path), &shot);
+    let check = |name: &str, path: &str, verdict: &str, height: u32| {
+        let shot = shots.join(format!("{name}.png"));
+        let dom = open(browser, &app.url(path), &shot, height);
         let heading = dom
             .split("<h1>")
             .nth(1)
@@ -126,13 +157,61 @@ fn label_pages_in_headless_chromium_at_360px() {
             "{name}: screenshot {}\n{dom}",
             shot.display()
         );
+        let (_, _, raw) = app.fetch(path, None, None);
+        assert!(
+            String::from_utf8_lossy(&raw).contains(&format!("<h1>{verdict}</h1>")),
+            "{name}: the server's HTML itself carries the verdict"
+        );
         assert!(
             dom.contains("width=device-width"),
             "{name}: laid out for the phone's width"
         );
-        assert!(
-            !dom.contains("<script"),
-            "{name}: readable without JavaScript"
-        );
+    };
+    for (name, path, verdict) in &cases {
+        check(name, path, verdict, 800);
     }
+    // The whole story of a genuine label, top to bottom, for the docs.
+    check(
+        "active-full-zh",
+        &format!("/{}", labels.active),
+        "正品",
+        3600,
+    );
+    // Recalled: the red banner with the reason and what to do.
+    let (status, login) = app.post(
+        "/api/v1/auth/login",
+        None,
+        &serde_json::json!({"username": "regulator", "password": suyuan_core::demo::DEMO_PASSWORD}),
+    );
+    assert_eq!(status, 200, "{login}");
+    let (status, r) = app.post(
+        &format!("/api/v1/batches/{}/recall", batch.0),
+        login["token"].as_str(),
+        &serde_json::json!({"reason": "抽检发现农药残留超标"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    check("recalled-zh", &format!("/{}", labels.active), "已召回", 800);
+    check(
+        "recalled-en",
+        &format!("/{}?lang=en", labels.active),
+        "Recalled",
+        800,
+    );
+}
+
+/// The second label of the demo run's first (activated) sheet, from its manifest.
+fn second_active(
+    settings: &suyuan_server::minting::MintSettings,
+    run: suyuan_core::model::LabelRunId,
+) -> String {
+    let dir = settings.run_dir(run);
+    let manifest = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-manifest.csv"))
+        .unwrap();
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let row = text.lines().nth(2).unwrap();
+    let url = row.split(',').nth(2).unwrap();
+    url.rsplit('/').next().unwrap().to_owned()
 }

@@ -277,12 +277,9 @@ fn day_month(at: DateTime<Utc>, lang: Lang) -> String {
     }
 }
 
-fn place(code: Option<&str>, lang: Lang) -> String {
-    match code.and_then(region::short_name) {
-        Some(name) => name,
-        None if lang == Lang::Zh => "未知地区".into(),
-        None => "an unknown region".into(),
-    }
+/// The city of a region, for a sentence; none when the region is unknown.
+fn place(code: Option<&str>, _lang: Lang) -> Option<String> {
+    code.and_then(region::short_name)
 }
 
 /// The verdict banner of a code.
@@ -420,17 +417,21 @@ pub fn verdict_view(f: &ScanFacts, lang: Lang) -> VerdictView {
                 let count = s.scans + 1;
                 let first = if zh {
                     format!(
-                        "首次查询于{}在{}，共被查询 {} 次，来自 {} 台设备。",
+                        "首次查询于{}{}，共被查询 {} 次，来自 {} 台设备。",
                         day_month(s.first_at, lang),
-                        place(s.first_division.as_deref(), lang),
+                        place(s.first_division.as_deref(), lang)
+                            .map(|p| format!("在{p}"))
+                            .unwrap_or_default(),
                         count,
                         s.devices.max(1)
                     )
                 } else {
                     format!(
-                        "First looked up on {} in {}; looked up {} times from {} devices.",
+                        "First looked up on {}{}; looked up {} times from {} devices.",
                         day_month(s.first_at, lang),
-                        place(s.first_division.as_deref(), lang),
+                        place(s.first_division.as_deref(), lang)
+                            .map(|p| format!(" in {p}"))
+                            .unwrap_or_default(),
                         count,
                         s.devices.max(1)
                     )
