@@ -10,7 +10,9 @@
 //! - [`policy`]: who may do what; every write and every private read asks it;
 //! - [`store`]: every query, one module per aggregate; nothing outside this crate imports diesel;
 //! - [`auth`]: passwords (argon2) and session / API tokens;
-//! - [`demo`]: the demo county seeded by `suyuan serve --demo`.
+//! - [`demo`]: the demo county seeded by `suyuan serve --demo`;
+//! - [`region`]: China's administrative divisions (names, coordinates) and the IP-to-region file, for the
+//!   coarse place of a scan.
 
 pub mod auth;
 pub mod chain;
