@@ -477,7 +477,12 @@ pub fn render(
     let verdict = verdict_view(f, lang);
     let mut facts = Vec::new();
     if let Some(code) = f.short_code() {
-        facts.push((t.short_code, code));
+        // A forged code names a serial it has no right to: say so rather than present it as the label's.
+        let label = match f.verdict {
+            ScanVerdict::Counterfeit | ScanVerdict::UnknownKey => t.claimed_code,
+            _ => t.short_code,
+        };
+        facts.push((label, code));
     }
     let location_code = (f.kind == CodeKind::Signed
         && mode == Mode::Phone
