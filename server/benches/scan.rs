@@ -320,7 +320,7 @@ fn report(phase: &str, t: &Tally, lag: Option<Duration>) {
     );
     if let Some(lag) = lag.filter(|_| t.stored.is_some_and(|s| s > 0)) {
         line += &format!(
-            " (the last {:.1} s after the load stopped)",
+            " (the count last rose {:.1} s after the load stopped)",
             lag.as_secs_f64()
         );
     }

@@ -101,16 +101,7 @@ pub async fn batch_page(
         banner.lines.retain(|l| l != t.first_scan_now);
         banner.lines.push(t.not_individual.to_owned());
     }
-    let body = page(
-        t,
-        lang,
-        Mode::Phone,
-        &req,
-        banner,
-        Vec::new(),
-        Some(&story),
-        None,
-    )?;
+    let body = page(t, lang, Mode::Phone, &req, banner, None, Some(&story), None)?;
     Ok(html(&req, body))
 }
 

@@ -11,6 +11,8 @@
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
 use askama::Template;
 use chrono::{DateTime, FixedOffset, Utc};
 use suyuan_core::model::{
@@ -107,10 +109,10 @@ pub struct ChartView {
     pub summary: String,
 }
 
-/// The page.
+/// The page: the verdict and the code around the batch's (cached) story.
 #[derive(Template)]
 #[template(path = "scan.html")]
-pub struct ScanPage {
+pub struct ScanPage<'a> {
     pub t: &'static Texts,
     pub title: String,
     pub css: &'static str,
@@ -118,6 +120,19 @@ pub struct ScanPage {
     pub lang_query: &'static str,
     pub kiosk: bool,
     pub verdict: VerdictView,
+    /// The short code (or the code a forgery claims) with its caption.
+    pub code: Option<(&'static str, String)>,
+    /// The rendered story (escaped when it was rendered).
+    pub story: &'a str,
+    /// The code the location button reports for (genuine scanned labels only).
+    pub location_code: Option<String>,
+}
+
+/// The batch's story: product and producer, farming, inspections, photos, temperatures, journey.
+#[derive(Template)]
+#[template(path = "scan_story.html")]
+pub struct StoryView {
+    pub t: &'static Texts,
     pub marks: Option<Vec<&'static str>>,
     pub facts: Vec<(&'static str, String)>,
     pub farming: Vec<Entry>,
@@ -125,8 +140,6 @@ pub struct ScanPage {
     pub photos: Vec<PhotoView>,
     pub charts: Vec<ChartView>,
     pub journey: Vec<Entry>,
-    /// The code the location button reports for (genuine scanned labels only).
-    pub location_code: Option<String>,
 }
 
 #[get("/{code:[0-9]{1,400}}")]
@@ -475,15 +488,14 @@ pub fn render(
 ) -> Result<String, ApiError> {
     let t = texts::texts(lang);
     let verdict = verdict_view(f, lang);
-    let mut facts = Vec::new();
-    if let Some(code) = f.short_code() {
+    let code = f.short_code().map(|code| {
         // A forged code names a serial it has no right to: say so rather than present it as the label's.
-        let label = match f.verdict {
+        let caption = match f.verdict {
             ScanVerdict::Counterfeit | ScanVerdict::UnknownKey => t.claimed_code,
             _ => t.short_code,
         };
-        facts.push((label, code));
-    }
+        (caption, code)
+    });
     let location_code = (f.kind == CodeKind::Signed
         && mode == Mode::Phone
         && matches!(
@@ -491,7 +503,7 @@ pub fn render(
             ScanVerdict::Active | ScanVerdict::OnHold | ScanVerdict::NotActivated
         ))
     .then(|| req.path().trim_start_matches('/').to_owned());
-    page(t, lang, mode, req, verdict, facts, story, location_code)
+    page(t, lang, mode, req, verdict, code, story, location_code)
 }
 
 /// Assembles and renders the page from a verdict and a story.
@@ -505,14 +517,52 @@ pub fn page(
     mode: Mode,
     req: &HttpRequest,
     verdict: VerdictView,
-    mut facts: Vec<(&'static str, String)>,
+    code: Option<(&'static str, String)>,
     story: Option<&StoryData>,
     location_code: Option<String>,
 ) -> Result<String, ApiError> {
+    let story = match story {
+        Some(data) => story_html(data, lang)?,
+        None => std::sync::Arc::from(""),
+    };
+    let page = ScanPage {
+        t,
+        title: format!("{} · {}", verdict.heading, t.title),
+        css: CSS,
+        switch_href: switch_href(req, t.switch_to),
+        lang_query: if lang == Lang::En { "?lang=en" } else { "" },
+        kiosk: mode == Mode::Kiosk,
+        verdict,
+        code,
+        story: &story,
+        location_code,
+    };
+    page.render().map_err(render_error)
+}
+
+fn render_error(e: askama::Error) -> ApiError {
+    ApiError::Core(suyuan_core::CoreError::Internal(e.to_string()))
+}
+
+/// The story's HTML in a language: rendered on the first scan after the story was built, then reused
+/// until the story is rebuilt (formatting dates, doses and the chart's points is most of a page's cost).
+fn story_html(data: &StoryData, lang: Lang) -> Result<std::sync::Arc<str>, ApiError> {
+    let slot = &data.rendered[usize::from(lang == Lang::En)];
+    if let Some(html) = slot.get() {
+        return Ok(html.clone());
+    }
+    let html: std::sync::Arc<str> =
+        Arc::from(story_view(data, lang).render().map_err(render_error)?);
+    Ok(slot.get_or_init(|| html).clone())
+}
+
+/// The view of a story in a language.
+fn story_view(data: &StoryData, lang: Lang) -> StoryView {
+    let t = texts::texts(lang);
+    let mut facts = Vec::new();
     let mut marks = None;
-    let (mut farming, mut inspections, mut journey, mut photos, mut charts) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    if let Some(data) = story {
+    let (mut farming, mut inspections, mut journey) = (Vec::new(), Vec::new(), Vec::new());
+    {
         let b = &data.story.batch;
         facts.push((t.product, b.product.clone()));
         if let Some(brand) = &b.brand {
@@ -613,7 +663,7 @@ pub fn page(
         farming.sort_by_key(|e| e.at);
         inspections.sort_by_key(|i| i.at);
         journey.sort_by_key(|e| e.at);
-        photos = data
+        let photos = data
             .photos
             .iter()
             .map(|p| PhotoView {
@@ -624,28 +674,18 @@ pub fn page(
                 height: (160 * p.height.max(1) / p.width.max(1)).clamp(40, 320),
             })
             .collect();
-        charts = data.cold.iter().map(|c| chart(c, lang, t)).collect();
+        let charts = data.cold.iter().map(|c| chart(c, lang, t)).collect();
+        StoryView {
+            t,
+            marks,
+            facts,
+            farming,
+            inspections,
+            photos,
+            charts,
+            journey,
+        }
     }
-    let kiosk = mode == Mode::Kiosk;
-    let page = ScanPage {
-        t,
-        title: format!("{} · {}", verdict.heading, t.title),
-        css: CSS,
-        switch_href: switch_href(req, t.switch_to),
-        lang_query: if lang == Lang::En { "?lang=en" } else { "" },
-        kiosk,
-        verdict,
-        marks,
-        facts,
-        farming,
-        inspections,
-        photos,
-        charts,
-        journey,
-        location_code,
-    };
-    page.render()
-        .map_err(|e| ApiError::Core(suyuan_core::CoreError::Internal(e.to_string())))
 }
 
 /// The same URL in the other language.

@@ -40,6 +40,8 @@ pub struct StoryData {
     pub story: PublicStory,
     pub photos: Vec<DeviceImage>,
     pub cold: Vec<ColdStay>,
+    /// The story rendered as HTML, in Chinese and in English, once each (see `pages::scan`).
+    pub rendered: [std::sync::OnceLock<Arc<str>>; 2],
 }
 
 impl StoryData {
@@ -171,5 +173,6 @@ pub fn build(c: &mut DbConnection, batch: BatchId) -> CoreResult<StoryData> {
         story,
         photos,
         cold,
+        rendered: Default::default(),
     })
 }
