@@ -474,6 +474,30 @@ fn never_minted_and_not_activated_rules(d: Demo) {
     // A voided label on sale.
     scan(app, &format!("/{}", d.void), KUNMING, "a");
     assert_eq!(alerts_of(app, "void_label_scanned").len(), 1);
+
+    // The scan's one-statement read agrees with the label lookup, the batch and the scan statistics.
+    for digits in [&d.labels[11].1, &d.unactivated, &d.void, &digits.to_owned()] {
+        let code = LabelCode::parse(digits).unwrap();
+        let label = suyuan_core::model::LabelRef {
+            key_id: i64::from(code.serial().key_id().get()),
+            sequence: i64::try_from(code.serial().sequence()).unwrap(),
+        };
+        let (one, lookup, status, stats) = app
+            .db
+            .read(|c| {
+                let one = scans::label_for_scan(c, label)?;
+                let lookup = suyuan_core::store::labels::lookup(c, label)?;
+                let status = match lookup.batch_id {
+                    Some(b) => Some(suyuan_core::store::batches::get(c, b)?.status),
+                    None => None,
+                };
+                Ok((one, lookup, status, scans::stats(c, label)?))
+            })
+            .unwrap();
+        assert_eq!(one.lookup, lookup);
+        assert_eq!(one.batch_status, status);
+        assert_eq!(one.stats, stats);
+    }
 }
 
 fn forgeries_are_counted_by_region(d: Demo) {

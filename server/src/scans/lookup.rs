@@ -8,7 +8,7 @@
 use suyuan_core::model::{
     BatchStatus, LabelLookup, LabelRef, LabelScanStats, LabelState, ScanVerdict,
 };
-use suyuan_core::store::{batches, labels, scans, DbConnection};
+use suyuan_core::store::{scans, DbConnection};
 use suyuan_core::CoreResult;
 use suyuan_label_gen::{LabelSerial, Verdict};
 
@@ -104,12 +104,8 @@ pub fn resolve(
             }
         }
     };
-    let lookup = labels::lookup(c, label_ref(serial))?;
-    let batch = match lookup.batch_id {
-        Some(id) => Some(batches::get(c, id)?),
-        None => None,
-    };
-    let batch_status = batch.as_ref().map(|b| b.status);
+    let found = scans::label_for_scan(c, label_ref(serial))?;
+    let (lookup, batch_status) = (found.lookup, found.batch_status);
     let verdict = match (lookup.state, batch_status) {
         (LabelState::NotMinted, _) if kind == CodeKind::Short => {
             return Ok(bare(ScanVerdict::Malformed, None))
@@ -121,14 +117,13 @@ pub fn resolve(
         (LabelState::Active, Some(BatchStatus::Blocked)) => ScanVerdict::OnHold,
         (LabelState::Active, _) => ScanVerdict::Active,
     };
-    let stats = scans::stats(c, label_ref(serial))?;
     Ok(ScanFacts {
         verdict,
         kind,
         serial: Some(serial),
-        batch_reason: batch.and_then(|b| b.status_reason),
+        batch_reason: found.batch_reason,
         lookup: Some(lookup),
         batch_status,
-        stats,
+        stats: found.stats,
     })
 }
