@@ -21,6 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 pub const BATCH: usize = 1000;
 /// Events queued at most before `log` waits.
 pub const QUEUE: usize = 100_000;
+/// How long the writer gathers scans after the first one before it writes them: a few large
+/// transactions rather than many small ones (each commit waits for the disk; on PostgreSQL each statement
+/// is a round trip), while a scan still reaches the database well within a second.
+pub const GATHER: Duration = Duration::from_millis(50);
 
 enum Item {
     Event(ScanEvent),
@@ -85,15 +89,26 @@ fn write_loop(db: Database, rules: ScanRules, mut rx: mpsc::Receiver<Item>, stat
     let mut events = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = rx.blocking_recv() {
+        let deadline = std::time::Instant::now() + GATHER;
         let mut next = Some(first);
-        while let Some(item) = next.take() {
-            match item {
-                Item::Event(e) => events.push(e),
-                Item::Flush(done) => flushes.push(done),
+        loop {
+            while let Some(item) = next.take() {
+                match item {
+                    Item::Event(e) => events.push(e),
+                    Item::Flush(done) => flushes.push(done),
+                }
+                if events.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if events.len() < BATCH {
-                next = rx.try_recv().ok();
+            // A flush (shutdown, tests) is answered at once; otherwise gather until the batch is full
+            // or the time is up.
+            if !flushes.is_empty() || events.len() >= BATCH || std::time::Instant::now() >= deadline
+            {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(5));
+            next = rx.try_recv().ok();
         }
         let mut backoff = Duration::from_millis(50);
         while !events.is_empty() {
