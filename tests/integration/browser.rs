@@ -171,7 +171,12 @@ fn label_pages_in_headless_chromium_at_360px() {
         check(name, path, verdict, 800);
     }
     // The service-station kiosk's keypad, part-way through a code.
-    check("kiosk-zh", "/kiosk?entered=010000000&key=0", "追溯查询机", 800);
+    check(
+        "kiosk-zh",
+        "/kiosk?entered=010000000&key=0",
+        "追溯查询机",
+        800,
+    );
     // The whole story of a genuine label, top to bottom, for the docs.
     check(
         "active-full-zh",
