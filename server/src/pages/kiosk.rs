@@ -11,14 +11,12 @@ use serde::Deserialize;
 use suyuan_core::model::ScanMethod;
 use suyuan_label_gen::serial::SERIAL_DIGITS;
 
-use super::scan::{html, show, Mode};
+use super::scan::{html, show, Mode, CSS};
 use super::texts::{self, Texts};
 use super::Lang;
 use crate::error::{ApiError, ApiResult};
 use crate::scans::lookup::CodeKind;
 use crate::state::AppState;
-
-const CSS: &str = include_str!("../../../web/static/scan.css");
 
 /// The keypad's state: the digits so far and the key just pressed.
 #[derive(Debug, Deserialize)]

@@ -14,7 +14,7 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
 use askama::Template;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Offset, Utc};
 use suyuan_core::model::{
     NewScan, RecordDetails, RecordKind, ScanEvent, ScanMethod, ScanRegion, ScanVerdict, Suspicion,
     Verdict,
@@ -31,7 +31,8 @@ use crate::scans::lookup::{resolve, CodeKind, ScanFacts};
 use crate::scans::story::{ColdStay, StoryData};
 use crate::state::AppState;
 
-const CSS: &str = include_str!("../../../web/static/scan.css");
+/// The consumer pages' styles (scan page and kiosk), inlined into each page.
+pub const CSS: &str = include_str!("../../../web/static/scan.css");
 
 /// How the page is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,8 +270,8 @@ pub fn html(req: &HttpRequest, page: String) -> HttpResponse {
 
 /// China time, in which every date on the page is shown.
 fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600)
-        .unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()))
+    // UTC+8 is always in range; UTC stands in only to avoid a panic path.
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
 /// A date as a consumer reads it.
@@ -291,7 +292,7 @@ fn day_month(at: DateTime<Utc>, lang: Lang) -> String {
 }
 
 /// The city of a region, for a sentence; none when the region is unknown.
-fn place(code: Option<&str>, _lang: Lang) -> Option<String> {
+fn place(code: Option<&str>) -> Option<String> {
     code.and_then(region::short_name)
 }
 
@@ -432,7 +433,7 @@ pub fn verdict_view(f: &ScanFacts, lang: Lang) -> VerdictView {
                     format!(
                         "首次查询于{}{}，共被查询 {} 次，来自 {} 台设备。",
                         day_month(s.first_at, lang),
-                        place(s.first_division.as_deref(), lang)
+                        place(s.first_division.as_deref())
                             .map(|p| format!("在{p}"))
                             .unwrap_or_default(),
                         count,
@@ -442,7 +443,7 @@ pub fn verdict_view(f: &ScanFacts, lang: Lang) -> VerdictView {
                     format!(
                         "First looked up on {}{}; looked up {} times from {} devices.",
                         day_month(s.first_at, lang),
-                        place(s.first_division.as_deref(), lang)
+                        place(s.first_division.as_deref())
                             .map(|p| format!(" in {p}"))
                             .unwrap_or_default(),
                         count,

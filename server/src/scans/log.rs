@@ -38,8 +38,6 @@ pub struct ScanLogStats {
     pub queued: AtomicU64,
     /// Scans committed to the database.
     pub stored: AtomicU64,
-    /// Failed write attempts (each retried).
-    pub failures: AtomicU64,
 }
 
 /// The handle pages log through; cheap to clone.
@@ -118,7 +116,6 @@ fn write_loop(db: Database, rules: ScanRules, mut rx: mpsc::Receiver<Item>, stat
                     events.clear();
                 }
                 Err(e) => {
-                    stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         "scan log: writing {} scans failed ({e}); retrying in {:?}",
                         events.len(),

@@ -75,11 +75,6 @@ impl StoryCache {
         Ok(data)
     }
 
-    /// Forgets a batch's story (after a write that changes it, in this process).
-    pub fn forget(&self, batch: BatchId) {
-        self.lock().remove(&batch);
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BatchId, (Instant, Arc<StoryData>)>> {
         self.built
             .lock()

@@ -184,6 +184,17 @@ pub enum LabelState {
     Void,
 }
 
+impl LabelState {
+    /// The state of a minted label: void wins over bound (a voided label keeps its batch for the record).
+    pub fn of_minted(voided: bool, bound: bool) -> LabelState {
+        match (voided, bound) {
+            (true, _) => LabelState::Void,
+            (false, true) => LabelState::Active,
+            (false, false) => LabelState::Minted,
+        }
+    }
+}
+
 /// What the database says about one label, for verification and scans.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct LabelLookup {

@@ -635,11 +635,7 @@ pub fn lookup(conn: &mut DbConnection, label: LabelRef) -> CoreResult<LabelLooku
         .select(lv::reason)
         .first(c)
         .optional())?;
-    let state = match (&void_reason, batch) {
-        (Some(_), _) => LabelState::Void,
-        (None, Some(_)) => LabelState::Active,
-        (None, None) => LabelState::Minted,
-    };
+    let state = LabelState::of_minted(void_reason.is_some(), batch.is_some());
     Ok(LabelLookup {
         label,
         state,

@@ -48,11 +48,26 @@ struct Running {
 }
 
 impl Running {
-    fn has_alerted(&self, kind: &str) -> bool {
-        self.alerted.iter().any(|k| k == kind)
+    /// Marks the label suspicious (the first reason stays) and reports `alert` unless its kind was
+    /// reported for this label before.
+    fn raise(
+        &mut self,
+        alert: PendingAlert,
+        suspicion: Option<Suspicion>,
+        out: &mut Vec<PendingAlert>,
+    ) {
+        if let Some(s) = suspicion {
+            self.suspicion.get_or_insert_with(|| s.as_str().to_owned());
+        }
+        if self.alerted.iter().any(|k| k == alert.kind) {
+            return;
+        }
+        self.alerted.push(alert.kind.to_owned());
+        out.push(alert);
     }
 }
 
+/// A `label_scan_stats` row, every column in table order (the default selection).
 type StatsRow = (
     i64,
     i64,
@@ -126,7 +141,8 @@ pub fn record(
     let areas = load_areas(conn, events)?;
 
     let mut rows: Vec<(usize, bool)> = Vec::with_capacity(events.len());
-    let mut located: Vec<(usize, &ScanRegion)> = Vec::new();
+    // Location fixes for rows of this batch: row (index into `rows`) → the shared location.
+    let mut fixes: HashMap<usize, &ScanRegion> = HashMap::new();
     let mut new_devices: Vec<(LabelRef, &str)> = Vec::new();
     let mut region_days: HashMap<(String, String, &'static str), i64> = HashMap::new();
     let mut pending: Vec<PendingAlert> = Vec::new();
@@ -180,24 +196,7 @@ pub fn record(
                         latest.insert((label, scan.client_hash.as_str()), rows.len());
                         first
                     }
-                    None => {
-                        if scan.verdict == ScanVerdict::Counterfeit {
-                            pending.push(PendingAlert {
-                                kind: "forgery_attempts",
-                                severity: "critical",
-                                org: None,
-                                batch: None,
-                                // Deduplicated per region and day below.
-                                message: format!(
-                                    "{}：{} 出现签名无效的伪造标签扫码（追溯码 {}）",
-                                    china_day(scan.scanned_at),
-                                    region_name(division.as_deref()),
-                                    scan.short_code.as_deref().unwrap_or("?")
-                                ),
-                            });
-                        }
-                        false
-                    }
+                    None => false,
                 };
                 rows.push((i, first));
             }
@@ -206,7 +205,7 @@ pub fn record(
                     continue;
                 };
                 if let Some(&row) = latest.get(&(fix.label, fix.client_hash.as_str())) {
-                    located.push((row, &fix.region));
+                    fixes.insert(row, &fix.region);
                 } else {
                     located_earlier(conn, fix)?;
                 }
@@ -227,10 +226,6 @@ pub fn record(
     }
 
     // Scans, with location fixes applied to rows of this batch.
-    let mut fixes: HashMap<usize, &ScanRegion> = HashMap::new();
-    for (row, region) in located {
-        fixes.insert(row, region);
-    }
     let scan_rows: Vec<ScanRow<'_>> = rows
         .iter()
         .enumerate()
@@ -282,9 +277,6 @@ pub fn record(
 
     let mut forgery_alerted: HashSet<(String, String)> = HashSet::new();
     for alert in pending {
-        if alert.kind == "forgery_attempts" {
-            continue;
-        }
         alerts::open(
             conn,
             NewAlert {
@@ -361,18 +353,10 @@ fn apply_rules(
                      severity: &'static str,
                      suspicion: Option<Suspicion>,
                      message: String| {
-        if let Some(s) = suspicion {
-            running
-                .suspicion
-                .get_or_insert_with(|| s.as_str().to_owned());
-        }
-        if running.has_alerted(kind) {
-            return;
-        }
-        running.alerted.push(kind.to_owned());
-        out.push(PendingAlert {
+        let alert = PendingAlert {
             kind,
             severity,
+            // A leaked key is the platform's matter: for regulators, not the label's owner.
             org: if kind == "label_never_minted" {
                 None
             } else {
@@ -380,7 +364,8 @@ fn apply_rules(
             },
             batch: scan.batch_id,
             message,
-        });
+        };
+        running.raise(alert, suspicion, out);
     };
     match scan.verdict {
         ScanVerdict::NotMinted => raise(
@@ -463,14 +448,7 @@ fn outside_area(
     if region::within(&fix.region.division_code, area) {
         return;
     }
-    running
-        .suspicion
-        .get_or_insert_with(|| Suspicion::OutsideArea.as_str().to_owned());
-    if running.has_alerted("label_outside_area") {
-        return;
-    }
-    running.alerted.push("label_outside_area".to_owned());
-    out.push(PendingAlert {
+    let alert = PendingAlert {
         kind: "label_outside_area",
         severity: "warning",
         org: fix.org_id,
@@ -480,7 +458,8 @@ fn outside_area(
             fix.short_code.as_deref().unwrap_or("?"),
             region_name(Some(&fix.region.division_code))
         ),
-    });
+    };
+    running.raise(alert, Some(Suspicion::OutsideArea), out);
 }
 
 fn load_state(
@@ -495,20 +474,6 @@ fn load_state(
     for chunk in sequences.chunks(CHUNK) {
         let rows: Vec<StatsRow> = on_backend!(conn, c => st::label_scan_stats
             .filter(st::sequence.eq_any(chunk))
-            .select((
-                st::key_id,
-                st::sequence,
-                st::scans,
-                st::devices,
-                st::first_at,
-                st::first_division,
-                st::last_at,
-                st::last_division,
-                st::last_latitude,
-                st::last_longitude,
-                st::suspicion,
-                st::alerted,
-            ))
             .load(c))?;
         for row in rows {
             let label = LabelRef {
@@ -706,20 +671,6 @@ fn save_region_days(
 pub fn stats(conn: &mut DbConnection, label: LabelRef) -> CoreResult<Option<LabelScanStats>> {
     let row: Option<StatsRow> = on_backend!(conn, c => st::label_scan_stats
         .find((label.key_id, label.sequence))
-        .select((
-            st::key_id,
-            st::sequence,
-            st::scans,
-            st::devices,
-            st::first_at,
-            st::first_division,
-            st::last_at,
-            st::last_division,
-            st::last_latitude,
-            st::last_longitude,
-            st::suspicion,
-            st::alerted,
-        ))
         .first(c)
         .optional())?;
     Ok(row.map(|r| LabelScanStats {
@@ -864,11 +815,7 @@ pub fn label_for_scan(conn: &mut DbConnection, label: LabelRef) -> CoreResult<La
             stats: stats(conn, label)?,
         });
     };
-    let state = match (&r.4, r.3) {
-        (Some(_), _) => LabelState::Void,
-        (None, Some(_)) => LabelState::Active,
-        (None, None) => LabelState::Minted,
-    };
+    let state = LabelState::of_minted(r.4.is_some(), r.3.is_some());
     let stats = match (r.7, r.8, r.9, r.11) {
         (Some(scans), Some(devices), Some(first_at), Some(last_at)) => Some(LabelScanStats {
             label,
