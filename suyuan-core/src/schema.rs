@@ -291,6 +291,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    telemetry (device_id, ts, seq) {
+        device_id -> BigInt,
+        ts -> BigInt,
+        seq -> BigInt,
+        site_id -> BigInt,
+        received_at -> BigInt,
+        late -> Bool,
+        metrics -> Text,
+    }
+}
+
+diesel::table! {
+    /// A view over `telemetry`: one row per reading (metric) of each stored message.
     readings (device_id, metric, ts, seq) {
         device_id -> BigInt,
         metric -> Text,
@@ -298,7 +311,6 @@ diesel::table! {
         seq -> BigInt,
         site_id -> BigInt,
         value -> Double,
-        unit -> Text,
         received_at -> BigInt,
         late -> Bool,
     }
@@ -400,6 +412,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     iot_rules,
     device_rule_states,
     gateway_refusals,
+    telemetry,
     readings,
     scans,
     label_scan_stats,

@@ -12,7 +12,7 @@ use anyhow::Context;
 use chrono::{Duration, Utc};
 use image::{ImageBuffer, Rgb};
 use suyuan_core::demo::{DEMO_CAMERA, DEMO_SENSOR};
-use suyuan_core::store::iot::{self, NewDeviceImage, NewReading};
+use suyuan_core::store::iot::{self, NewDeviceImage, NewTelemetry};
 use suyuan_core::Database;
 use suyuan_iot_gateway::config::ImageLimits;
 use suyuan_iot_gateway::MediaStore;
@@ -46,24 +46,23 @@ pub fn ensure(db: &Database, media: &Path) -> anyhow::Result<DemoMedia> {
                 + 0.15 * (hours / 57.0).cos()
                 + 0.08 * ((i * 7919 % 13) as f64 / 13.0 - 0.5);
             let rh = 88.0 + 2.5 * (hours / 24.0 * std::f64::consts::TAU).cos();
-            for (metric, unit, value) in [("temp_c", "c", temp), ("rh_pct", "pct", rh)] {
-                rows.push(NewReading {
-                    device_id: sensor.id,
-                    metric: metric.into(),
-                    ts: ts.timestamp_millis(),
-                    seq: -1,
-                    site_id: sensor.site_id.0,
-                    value: (value * 10.0).round() / 10.0,
-                    unit: unit.into(),
-                    received_at: ts.timestamp_millis(),
-                    late: false,
-                });
-            }
+            rows.push(NewTelemetry {
+                device_id: sensor.id,
+                ts: ts.timestamp_millis(),
+                seq: -1,
+                site_id: sensor.site_id.0,
+                received_at: ts.timestamp_millis(),
+                late: false,
+                metrics: vec![
+                    ("temp_c".into(), (temp * 10.0).round() / 10.0),
+                    ("rh_pct".into(), (rh * 10.0).round() / 10.0),
+                ],
+            });
         }
-        out.readings = rows.len();
+        out.readings = 2 * rows.len();
         db.write(|c| {
             for chunk in rows.chunks(1000) {
-                iot::insert_readings(c, chunk, false)?;
+                iot::insert_telemetry(c, chunk, false)?;
             }
             iot::touch_devices(c, &[(sensor.id, now.timestamp_millis())])
         })?;

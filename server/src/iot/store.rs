@@ -1,7 +1,7 @@
 //! [`CoreStore`]: the gateway's [`Store`] over the platform database.
 //!
-//! One [`Store::write`] is one transaction: readings inserted with `ON CONFLICT DO NOTHING` (only the
-//! rows that are new go on), images and statuses recorded, the devices' `last_seen_at` moved forward,
+//! One [`Store::write`] is one transaction: readings stored one row per message of the batch, skipping
+//! those already stored (only the readings that are new go on), images and statuses recorded, the devices' `last_seen_at` moved forward,
 //! and, when a site of the batch has rules, the devices' rule states locked, the new readings evaluated
 //! in event-time order, alerts opened or closed and the states saved. A crash anywhere rolls all of it
 //! back and the broker (or the spool) delivers the messages again.
@@ -17,7 +17,7 @@ use suyuan_core::model::{
     Device, DeviceKind as CoreKind, DeviceStatus as CoreStatus, IotRule, RuleKind,
 };
 use suyuan_core::store::iot::{
-    self, NewDeviceImage, NewIotAlert, NewReading, RefusalDelta, RefusalExample,
+    self, NewDeviceImage, NewIotAlert, NewTelemetry, RefusalDelta, RefusalExample,
 };
 use suyuan_core::store::DbConnection;
 use suyuan_core::{CoreError, CoreResult, Database};
@@ -122,27 +122,37 @@ impl Store for CoreStore {
 }
 
 fn write_batch(c: &mut DbConnection, batch: &[Accepted], config: &RuleConfig) -> CoreResult<()> {
-    let mut rows = Vec::new();
+    let mut rows: Vec<NewTelemetry> = Vec::new();
     // device id → (client id, site), for the rules.
     let mut who: HashMap<i64, (ClientId, gw::SiteId)> = HashMap::new();
     let mut seen: BTreeMap<i64, i64> = BTreeMap::new();
     for msg in batch {
         match &msg.what {
             AcceptedKind::Readings(readings) => {
+                // One row per object of the payload (a backlog array holds several): its readings share
+                // the device's time and sequence number.
                 for r in readings {
                     who.entry(msg.device_id)
                         .or_insert_with(|| (r.device.clone(), msg.site));
-                    rows.push(NewReading {
-                        device_id: msg.device_id,
-                        metric: r.metric.clone(),
-                        ts: r.ts_ms,
-                        seq: r.seq.unwrap_or(NO_SEQ),
-                        site_id: msg.site.0,
-                        value: r.value,
-                        unit: r.unit.symbol().to_owned(),
-                        received_at: msg.received_at_ms,
-                        late: msg.received_at_ms.saturating_sub(r.ts_ms) > config.lateness_ms,
-                    });
+                    let seq = r.seq.unwrap_or(NO_SEQ);
+                    match rows.last_mut() {
+                        Some(last)
+                            if last.device_id == msg.device_id
+                                && last.ts == r.ts_ms
+                                && last.seq == seq =>
+                        {
+                            last.metrics.push((r.metric.clone(), r.value));
+                        }
+                        _ => rows.push(NewTelemetry {
+                            device_id: msg.device_id,
+                            ts: r.ts_ms,
+                            seq,
+                            site_id: msg.site.0,
+                            received_at: msg.received_at_ms,
+                            late: msg.received_at_ms.saturating_sub(r.ts_ms) > config.lateness_ms,
+                            metrics: vec![(r.metric.clone(), r.value)],
+                        }),
+                    }
                     let s = seen.entry(msg.device_id).or_insert(r.ts_ms);
                     *s = (*s).max(r.ts_ms);
                 }
@@ -187,7 +197,7 @@ fn write_batch(c: &mut DbConnection, batch: &[Accepted], config: &RuleConfig) ->
     } else {
         iot::enabled_rules_for_sites(c, &sites)?
     };
-    let inserted = iot::insert_readings(c, &rows, !rules.is_empty())?;
+    let inserted = iot::insert_telemetry(c, &rows, !rules.is_empty())?;
     iot::touch_devices(c, &seen.into_iter().collect::<Vec<_>>())?;
     if inserted.is_empty() || rules.is_empty() {
         return Ok(());

@@ -107,6 +107,7 @@ pub struct ReadingPoint {
     /// Device time, ms since the epoch.
     pub ts: i64,
     pub value: f64,
+    /// The unit's code, the metric name's suffix (`temp_c` → `c`; the gateway's README lists them).
     pub unit: String,
     /// Arrived long after it was taken (backfill).
     pub late: bool,

@@ -19,13 +19,13 @@ use crate::on_backend;
 use crate::policy;
 use crate::schema::{
     alerts::dsl as a, device_images::dsl as di, device_rule_states::dsl as rs, devices::dsl as d,
-    gateway_refusals::dsl as gr, iot_rules::dsl as ir, readings::dsl as r,
+    gateway_refusals::dsl as gr, iot_rules::dsl as ir, readings::dsl as r, telemetry::dsl as t,
 };
 use crate::time::{now_millis, to_datetime};
 use crate::{OrgId, SiteId, UserId};
 
-/// Rows per multi-row INSERT (9 parameters each: well under SQLite's and PostgreSQL's limits).
-const READING_CHUNK: usize = 1_000;
+/// Rows per multi-row INSERT on SQLite (7 parameters each: well under its limit of 32,766).
+const TELEMETRY_CHUNK: usize = 1_000;
 
 /// Most points one readings query returns.
 pub const MAX_POINTS: i64 = 20_000;
@@ -249,123 +249,309 @@ pub fn touch_devices(conn: &mut DbConnection, seen: &[(i64, i64)]) -> CoreResult
 // ---------------------------------------------------------------------------------------------------
 // Readings and images
 
-/// A reading to store.
-///
-/// `treat_none_as_default_value = false` lets diesel write a batch as one multi-row statement on SQLite
-/// too (otherwise it emits one `INSERT` per row there, since SQLite has no `DEFAULT` in `VALUES`).
-#[derive(Debug, Clone, PartialEq, Insertable)]
-#[diesel(table_name = crate::schema::readings)]
-#[diesel(treat_none_as_default_value = false)]
-pub struct NewReading {
+/// One telemetry message's readings to store: a device's values of one or more metrics at one instant,
+/// one row of `telemetry`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTelemetry {
     pub device_id: i64,
-    pub metric: String,
+    /// Device time, ms since the epoch.
     pub ts: i64,
     /// `-1` when the device sends no sequence number.
     pub seq: i64,
     pub site_id: i64,
-    pub value: f64,
-    pub unit: String,
     pub received_at: i64,
     pub late: bool,
+    /// Metric name (with its unit suffix) → value, each name once.
+    pub metrics: Vec<(String, f64)>,
 }
+
+impl NewTelemetry {
+    fn key(&self) -> TelemetryKey {
+        (self.device_id, self.ts, self.seq)
+    }
+
+    /// The metrics as the stored JSON object, in the order the device sent them.
+    fn metrics_json(&self) -> CoreResult<String> {
+        serde_json::to_string(&MetricsJson(&self.metrics))
+            .map_err(|e| CoreError::Internal(format!("telemetry metrics: {e}")))
+    }
+}
+
+/// Serialises metric → value pairs as a JSON object without building a map first.
+struct MetricsJson<'a>(&'a [(String, f64)]);
+
+impl serde::Serialize for MetricsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(m, v)| (m, v)))
+    }
+}
+
+/// The identity of a stored telemetry message: (device, ts, seq).
+type TelemetryKey = (i64, i64, i64);
 
 /// The identity of a stored reading: (device, metric, ts, seq).
 pub type ReadingKey = (i64, String, i64, i64);
 
-/// A stored reading's key, as PostgreSQL's `RETURNING` gives it.
+/// A stored message's key, as PostgreSQL's `RETURNING` gives it.
 #[derive(Debug, QueryableByName)]
 struct KeyRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     device_id: i64,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    metric: String,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     ts: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     seq: i64,
 }
 
-/// Stores readings, skipping those already stored. With `want_keys` (rules must see what is new) it
-/// returns the keys of the rows it inserted; without, an empty list.
+/// A stored message's key with its metrics.
+#[derive(Debug, QueryableByName)]
+struct StoredRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    device_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    ts: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    metrics: String,
+}
+
+/// Stores telemetry messages, one row each, so that every reading is stored once however often it
+/// arrives. With `want_keys` (rules must see what is new) it returns the keys of the readings that were
+/// not stored before; without, an empty list.
 ///
-/// PostgreSQL gets the whole batch as nine arrays in one `INSERT … SELECT FROM unnest(…)`: one statement,
-/// one plan, whatever the batch size, and `RETURNING` says which rows were new. SQLite gets multi-row
-/// `INSERT OR IGNORE` statements; its writes are serialised by [`crate::Database::write`], so the keys
-/// already present in a chunk's span, read first, tell the new ones apart.
-pub fn insert_readings(
+/// Messages with the same key (device, ts, seq) are one row: within the batch they are merged first,
+/// and a message whose row already exists adds only the metrics the row lacks (the first value of a
+/// metric wins), so the readings stored are exactly those a per-metric key would have kept.
+///
+/// PostgreSQL gets the batch as seven arrays in one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO
+/// NOTHING RETURNING` (one statement, one plan, whatever the batch size; `RETURNING` says which rows
+/// were new). `ON CONFLICT` also settles a race with another replica writing the same key: the second
+/// waits for the first's commit and skips the row. (A `WHERE NOT EXISTS` probe instead costs five times
+/// as much per row on the monthly partitions, since each probe rescans the partitions.) SQLite's writes are serialised by [`crate::Database::write`], so the rows already
+/// present, read first, tell the new ones apart.
+pub fn insert_telemetry(
     conn: &mut DbConnection,
-    rows: &[NewReading],
+    messages: &[NewTelemetry],
     want_keys: bool,
 ) -> CoreResult<Vec<ReadingKey>> {
-    use diesel::sql_types::{Array, BigInt, Bool, Double, Text};
-    if rows.is_empty() {
+    let messages = merge_same_key(messages);
+    if messages.is_empty() {
         return Ok(Vec::new());
     }
-    let mut inserted = Vec::new();
-    match conn {
-        DbConnection::Postgresql(c) => {
-            let sql = format!(
-                "INSERT INTO readings (device_id, metric, ts, seq, site_id, value, unit, received_at, late) \
-                 SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
-                 $6::float8[], $7::text[], $8::int8[], $9::bool[]) ON CONFLICT DO NOTHING{}",
-                if want_keys {
-                    " RETURNING device_id, metric, ts, seq"
-                } else {
-                    ""
-                }
-            );
-            let q = diesel::sql_query(sql)
-                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.device_id).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(rows.iter().map(|x| x.metric.as_str()).collect::<Vec<_>>())
-                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.ts).collect::<Vec<_>>())
-                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.seq).collect::<Vec<_>>())
-                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.site_id).collect::<Vec<_>>())
-                .bind::<Array<Double>, _>(rows.iter().map(|x| x.value).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(rows.iter().map(|x| x.unit.as_str()).collect::<Vec<_>>())
-                .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.received_at).collect::<Vec<_>>())
-                .bind::<Array<Bool>, _>(rows.iter().map(|x| x.late).collect::<Vec<_>>());
+    let mut json = Vec::with_capacity(messages.len());
+    for m in &messages {
+        json.push(m.metrics_json()?);
+    }
+    let (inserted, stored) = match conn {
+        DbConnection::Postgresql(c) => insert_telemetry_pg(c, &messages, &json)?,
+        DbConnection::Sqlite(c) => insert_telemetry_sqlite(c, &messages, &json)?,
+    };
+    let mut fresh = Vec::new();
+    let mut additions = Vec::new();
+    for m in &messages {
+        if inserted.contains(&m.key()) {
             if want_keys {
-                let keys: Vec<KeyRow> = q.load(c)?;
-                inserted.extend(
-                    keys.into_iter()
-                        .map(|k| (k.device_id, k.metric, k.ts, k.seq)),
+                fresh.extend(
+                    m.metrics
+                        .iter()
+                        .map(|(metric, _)| (m.device_id, metric.clone(), m.ts, m.seq)),
                 );
-            } else {
-                q.execute(c)?;
+            }
+            continue;
+        }
+        // Stored before: only the metrics the stored row lacks are new.
+        let Some(present) = stored.get(&m.key()) else {
+            continue;
+        };
+        let mut have: Vec<(String, f64)> = parse_metrics(present)?;
+        let before = have.len();
+        for (metric, value) in &m.metrics {
+            if !have.iter().any(|(h, _)| h == metric) {
+                have.push((metric.clone(), *value));
+                if want_keys {
+                    fresh.push((m.device_id, metric.clone(), m.ts, m.seq));
+                }
             }
         }
-        DbConnection::Sqlite(c) => {
-            for chunk in rows.chunks(READING_CHUNK) {
-                let mut present = std::collections::HashSet::new();
-                if want_keys {
-                    let mut devices: Vec<i64> = chunk.iter().map(|x| x.device_id).collect();
-                    devices.sort_unstable();
-                    devices.dedup();
-                    let lo = chunk.iter().map(|x| x.ts).min().unwrap_or(0);
-                    let hi = chunk.iter().map(|x| x.ts).max().unwrap_or(0);
-                    present = r::readings
-                        .filter(r::device_id.eq_any(&devices))
-                        .filter(r::ts.between(lo, hi))
-                        .select((r::device_id, r::metric, r::ts, r::seq))
-                        .load::<ReadingKey>(c)?
-                        .into_iter()
-                        .collect();
-                }
-                diesel::insert_or_ignore_into(r::readings)
-                    .values(chunk)
-                    .execute(c)?;
-                if want_keys {
-                    for x in chunk {
-                        let key = (x.device_id, x.metric.clone(), x.ts, x.seq);
-                        if present.insert(key.clone()) {
-                            inserted.push(key);
-                        }
+        if have.len() > before {
+            let merged = serde_json::to_string(&MetricsJson(&have))
+                .map_err(|e| CoreError::Internal(format!("telemetry metrics: {e}")))?;
+            additions.push((m.key(), merged));
+        }
+    }
+    for ((device_id, ts, seq), merged) in additions {
+        on_backend!(conn, c => diesel::update(
+            t::telemetry
+                .filter(t::device_id.eq(device_id))
+                .filter(t::ts.eq(ts))
+                .filter(t::seq.eq(seq)),
+        )
+        .set(t::metrics.eq(merged))
+        .execute(c))?;
+    }
+    Ok(fresh)
+}
+
+/// One message per key: later messages with the same key add only the metrics not seen yet.
+fn merge_same_key(messages: &[NewTelemetry]) -> Vec<NewTelemetry> {
+    let mut out: Vec<NewTelemetry> = Vec::with_capacity(messages.len());
+    let mut at: std::collections::HashMap<TelemetryKey, usize> =
+        std::collections::HashMap::with_capacity(messages.len());
+    for m in messages {
+        match at.get(&m.key()) {
+            None => {
+                at.insert(m.key(), out.len());
+                let mut first = m.clone();
+                let mut seen = std::collections::HashSet::new();
+                first
+                    .metrics
+                    .retain(|(metric, _)| seen.insert(metric.clone()));
+                out.push(first);
+            }
+            Some(&i) => {
+                for (metric, value) in &m.metrics {
+                    if !out[i].metrics.iter().any(|(h, _)| h == metric) {
+                        out[i].metrics.push((metric.clone(), *value));
                     }
                 }
             }
         }
     }
-    Ok(inserted)
+    out.retain(|m| !m.metrics.is_empty());
+    out
+}
+
+/// A stored metrics object, in its stored order.
+fn parse_metrics(json: &str) -> CoreResult<Vec<(String, f64)>> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+        .map_err(|e| CoreError::Internal(format!("stored telemetry metrics: {e}")))?;
+    Ok(map
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect())
+}
+
+/// Keys inserted by this call, and the stored metrics of the batch's keys that were there already.
+type InsertOutcome = (
+    std::collections::HashSet<TelemetryKey>,
+    std::collections::HashMap<TelemetryKey, String>,
+);
+
+fn insert_telemetry_pg(
+    c: &mut diesel::PgConnection,
+    messages: &[NewTelemetry],
+    json: &[String],
+) -> CoreResult<InsertOutcome> {
+    use diesel::sql_types::{Array, BigInt, Bool, Text};
+    let rows: Vec<KeyRow> = diesel::sql_query(
+        "INSERT INTO telemetry (device_id, ts, seq, site_id, received_at, late, metrics) \
+         SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::bool[], \
+         $7::text[]) ON CONFLICT DO NOTHING RETURNING device_id, ts, seq",
+    )
+    .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.device_id).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.ts).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.seq).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.site_id).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.received_at).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(messages.iter().map(|x| x.late).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(json.iter().map(String::as_str).collect::<Vec<_>>())
+    .load(c)?;
+    let inserted: std::collections::HashSet<TelemetryKey> = rows
+        .into_iter()
+        .map(|k| (k.device_id, k.ts, k.seq))
+        .collect();
+    let mut stored = std::collections::HashMap::new();
+    if inserted.len() < messages.len() {
+        let rest: Vec<&NewTelemetry> = messages
+            .iter()
+            .filter(|m| !inserted.contains(&m.key()))
+            .collect();
+        // Locked, so that two replicas adding metrics to the same row do not overwrite each other; the
+        // span of times lets the planner keep only the partitions it covers.
+        let found: Vec<StoredRow> = diesel::sql_query(
+            "SELECT t.device_id, t.ts, t.seq, t.metrics FROM telemetry t \
+             JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(device_id, ts, seq) \
+             ON t.device_id = k.device_id AND t.ts = k.ts AND t.seq = k.seq \
+             WHERE t.ts >= $4 AND t.ts <= $5 FOR UPDATE OF t",
+        )
+        .bind::<Array<BigInt>, _>(rest.iter().map(|x| x.device_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(rest.iter().map(|x| x.ts).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(rest.iter().map(|x| x.seq).collect::<Vec<_>>())
+        .bind::<BigInt, _>(rest.iter().map(|x| x.ts).min().unwrap_or(0))
+        .bind::<BigInt, _>(rest.iter().map(|x| x.ts).max().unwrap_or(0))
+        .load(c)?;
+        stored = found
+            .into_iter()
+            .map(|r| ((r.device_id, r.ts, r.seq), r.metrics))
+            .collect();
+    }
+    Ok((inserted, stored))
+}
+
+/// A `telemetry` row as written. `treat_none_as_default_value = false` lets diesel write a chunk as one
+/// multi-row statement on SQLite (otherwise it emits one `INSERT` per row there).
+#[derive(Insertable)]
+#[diesel(table_name = crate::schema::telemetry)]
+#[diesel(treat_none_as_default_value = false)]
+struct TelemetryRow<'a> {
+    device_id: i64,
+    ts: i64,
+    seq: i64,
+    site_id: i64,
+    received_at: i64,
+    late: bool,
+    metrics: &'a str,
+}
+
+fn insert_telemetry_sqlite(
+    c: &mut diesel::SqliteConnection,
+    messages: &[NewTelemetry],
+    json: &[String],
+) -> CoreResult<InsertOutcome> {
+    let mut inserted = std::collections::HashSet::new();
+    let mut stored = std::collections::HashMap::new();
+    for (chunk, json) in messages
+        .chunks(TELEMETRY_CHUNK)
+        .zip(json.chunks(TELEMETRY_CHUNK))
+    {
+        let mut devices: Vec<i64> = chunk.iter().map(|x| x.device_id).collect();
+        devices.sort_unstable();
+        devices.dedup();
+        let lo = chunk.iter().map(|x| x.ts).min().unwrap_or(0);
+        let hi = chunk.iter().map(|x| x.ts).max().unwrap_or(0);
+        let keys: std::collections::HashSet<TelemetryKey> =
+            chunk.iter().map(NewTelemetry::key).collect();
+        let present: Vec<(i64, i64, i64, String)> = t::telemetry
+            .filter(t::device_id.eq_any(&devices))
+            .filter(t::ts.between(lo, hi))
+            .select((t::device_id, t::ts, t::seq, t::metrics))
+            .load(c)?;
+        for (d, ts, seq, metrics) in present {
+            if keys.contains(&(d, ts, seq)) {
+                stored.insert((d, ts, seq), metrics);
+            }
+        }
+        let rows: Vec<TelemetryRow<'_>> = chunk
+            .iter()
+            .zip(json)
+            .filter(|(m, _)| !stored.contains_key(&m.key()))
+            .map(|(m, json)| TelemetryRow {
+                device_id: m.device_id,
+                ts: m.ts,
+                seq: m.seq,
+                site_id: m.site_id,
+                received_at: m.received_at,
+                late: m.late,
+                metrics: json,
+            })
+            .collect();
+        if !rows.is_empty() {
+            diesel::insert_into(t::telemetry).values(&rows).execute(c)?;
+        }
+        inserted.extend(keys.into_iter().filter(|k| !stored.contains_key(k)));
+    }
+    Ok((inserted, stored))
 }
 
 /// An image to record (the files are already in the media folder).
@@ -415,7 +601,7 @@ pub fn site_readings(
         ));
     }
     let limit = limit.clamp(1, MAX_POINTS);
-    type Row = (i64, String, i64, f64, String, bool);
+    type Row = (i64, String, i64, f64, bool);
     let rows: Vec<Row> = on_backend!(conn, c => {
         // The key (device_id, ts, …) is the only index: a site's range is its devices' ranges.
         let mut q = r::readings
@@ -438,24 +624,29 @@ pub fn site_readings(
         }
         q.order((r::ts, r::device_id, r::metric))
             .limit(limit + 1)
-            .select((r::device_id, r::metric, r::ts, r::value, r::unit, r::late))
+            .select((r::device_id, r::metric, r::ts, r::value, r::late))
             .load(c)
     })?;
     let more = rows.len() as i64 > limit;
     Ok((
         rows.into_iter()
             .take(limit as usize)
-            .map(|(device_id, metric, ts, value, unit, late)| ReadingPoint {
+            .map(|(device_id, metric, ts, value, late)| ReadingPoint {
                 device_id,
+                unit: unit_of(&metric).to_owned(),
                 metric,
                 ts,
                 value,
-                unit,
                 late,
             })
             .collect(),
         more,
     ))
+}
+
+/// The unit code of a metric: its name's suffix after the last `_` (`temp_c` → `c`).
+fn unit_of(metric: &str) -> &str {
+    metric.rsplit_once('_').map_or("", |(_, unit)| unit)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -567,7 +758,7 @@ pub fn image_unchecked(conn: &mut DbConnection, id: i64) -> CoreResult<DeviceIma
     Ok(row.into_model())
 }
 
-/// Temperatures (readings in °C) at a site over `[from, to)`, averaged into `buckets` equal spans:
+/// Temperatures (readings of metrics in °C, named `…_c`) at a site over `[from, to)`, averaged into `buckets` equal spans:
 /// (start of the span in ms, min, mean, max), oldest first. Unchecked: for the public story's cold chain.
 pub fn temperature_buckets(
     conn: &mut DbConnection,
@@ -597,7 +788,7 @@ pub fn temperature_buckets(
         format!(
             "SELECT CAST((r.ts - {0}) / {1} AS BIGINT) AS bucket, MIN(r.value) AS lo, AVG(r.value) AS mean, \
              MAX(r.value) AS hi FROM readings r WHERE r.device_id IN (SELECT id FROM devices WHERE site_id = {2}) \
-             AND r.ts >= {3} AND r.ts < {4} AND r.unit = 'c' GROUP BY 1 ORDER BY 1",
+             AND r.ts >= {3} AND r.ts < {4} AND r.metric LIKE '%\\_c' ESCAPE '\\' GROUP BY 1 ORDER BY 1",
             p[0], p[1], p[2], p[3], p[4]
         )
     };
@@ -959,9 +1150,10 @@ pub fn refusals(conn: &mut DbConnection, actor: &Actor) -> CoreResult<Vec<Refusa
 // ---------------------------------------------------------------------------------------------------
 // Bulk history (benchmarks, imports)
 
-/// Generates `per_device` readings of `temp_c` and `rh_pct` for each of `devices`, one every `step_ms`
-/// from `from_ms`, inside the database (PostgreSQL: `generate_series`; SQLite: a recursive CTE), for
-/// measuring range queries over tens of millions of rows without shipping them over the wire.
+/// Generates `per_device` telemetry messages of `temp_c` and `rh_pct` for each of `devices`, one every
+/// `step_ms` from `from_ms`, inside the database (PostgreSQL: `generate_series`; SQLite: a recursive CTE),
+/// for measuring range queries over tens of millions of readings without shipping them over the wire.
+/// Returns the readings generated (two per message).
 pub fn generate_readings(
     conn: &mut DbConnection,
     devices: &[(i64, SiteId)],
@@ -972,15 +1164,16 @@ pub fn generate_readings(
     use diesel::sql_types::BigInt;
     let mut n = 0;
     for &(device, site) in devices {
-        let pg = "INSERT INTO readings (device_id, metric, ts, seq, site_id, value, unit, received_at, late) \
-                  SELECT $1, m.metric, $2 + g.i * $3, g.i, $4, 3.0 + (g.i % 40) * 0.1, m.unit, $2 + g.i * $3, FALSE \
+        let pg = "INSERT INTO telemetry (device_id, ts, seq, site_id, received_at, late, metrics) \
+                  SELECT $1, $2 + g.i * $3, g.i, $4, $2 + g.i * $3, FALSE, \
+                  format('{\"temp_c\":%s,\"rh_pct\":%s}', 3.0 + (g.i % 40) * 0.1, 80 + g.i % 10) \
                   FROM generate_series(0, $5 - 1) AS g(i) \
-                  CROSS JOIN (VALUES ('temp_c', 'c'), ('rh_pct', 'pct')) AS m(metric, unit) \
                   ON CONFLICT DO NOTHING";
         let sqlite = "WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i + 1 < ?5) \
-                      INSERT OR IGNORE INTO readings (device_id, metric, ts, seq, site_id, value, unit, received_at, late) \
-                      SELECT ?1, m.metric, ?2 + g.i * ?3, g.i, ?4, 3.0 + (g.i % 40) * 0.1, m.unit, ?2 + g.i * ?3, FALSE \
-                      FROM g CROSS JOIN (SELECT 'temp_c' AS metric, 'c' AS unit UNION ALL SELECT 'rh_pct', 'pct') AS m";
+                      INSERT OR IGNORE INTO telemetry (device_id, ts, seq, site_id, received_at, late, metrics) \
+                      SELECT ?1, ?2 + g.i * ?3, g.i, ?4, ?2 + g.i * ?3, FALSE, \
+                      '{\"temp_c\":' || (3.0 + (g.i % 40) * 0.1) || ',\"rh_pct\":' || (80 + g.i % 10) || '}' \
+                      FROM g";
         let rows = match conn {
             DbConnection::Postgresql(c) => diesel::sql_query(pg)
                 .bind::<BigInt, _>(device)
@@ -997,14 +1190,14 @@ pub fn generate_readings(
                 .bind::<BigInt, _>(per_device)
                 .execute(c)?,
         };
-        n += rows as u64;
+        n += 2 * rows as u64;
     }
     Ok(n)
 }
 
-/// Refreshes the planner's statistics of `readings` after a bulk load (autovacuum may be off or late).
+/// Refreshes the planner's statistics of `telemetry` after a bulk load (autovacuum may be off or late).
 pub fn analyze_readings(conn: &mut DbConnection) -> CoreResult<()> {
     use diesel::connection::SimpleConnection;
-    on_backend!(conn, c => c.batch_execute("ANALYZE readings"))?;
+    on_backend!(conn, c => c.batch_execute("ANALYZE telemetry"))?;
     Ok(())
 }

@@ -148,6 +148,7 @@ macro_rules! each_table {
             iot_rules,
             device_rule_states,
             gateway_refusals,
+            telemetry,
             readings,
             scans,
             label_scan_stats,
