@@ -32,10 +32,10 @@ use std::time::Duration;
 
 use rand::Rng;
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
-    StateError, SubscribeFilter, SubscribeReasonCode,
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, PubAck, Publish,
+    QoS, StateError, SubscribeFilter, SubscribeReasonCode,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::error::Error;
 
@@ -331,14 +331,28 @@ pub(crate) struct Delivery {
 }
 
 /// Sends acknowledgements, but only for deliveries of the current connection.
+///
+/// The pipeline queues a batch's PUBACKs here at once; the poller, which owns the event loop, writes
+/// them to the connection in one go, in the order queued, with one flush (one system call) for the
+/// batch. Handing them to rumqttc's request channel instead makes its event loop write and flush each
+/// PUBACK on its own: a system call per message for the gateway and a packet per message for the broker
+/// to read, which at tens of thousands of messages a second cost more than the database.
 #[derive(Debug)]
 pub(crate) struct Acker {
     client: AsyncClient,
-    /// The current connection's epoch. Held while queuing an ack, and while the poller moves to a
-    /// new epoch and purges queued acks, so the two cannot interleave.
-    epoch: Mutex<u64>,
+    /// The current connection's epoch and the packet ids waiting to be written. One lock, so that a
+    /// new epoch and the purge of queued acks cannot interleave with queuing.
+    queue: Mutex<AckQueue>,
+    /// Set when acks are queued: wakes the poller.
+    ready: Notify,
     /// The event loop is gone: nothing can be sent any more.
     closed: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct AckQueue {
+    epoch: u64,
+    pkids: Vec<u16>,
 }
 
 /// What became of an acknowledgement.
@@ -356,45 +370,72 @@ impl Acker {
     pub(crate) fn new(client: AsyncClient) -> Self {
         Acker {
             client,
-            epoch: Mutex::new(0),
+            queue: Mutex::new(AckQueue::default()),
+            ready: Notify::new(),
             closed: AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn epoch(&self) -> u64 {
-        *self.epoch.lock().unwrap_or_else(|e| e.into_inner())
+    fn queue(&self) -> std::sync::MutexGuard<'_, AckQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues the PUBACK of a delivery. Never waits for the event loop while holding the lock:
-    /// the request channel is far larger than the packet id space, so it is never full, and if it
-    /// were, the lock is released between attempts so the poller can go on.
-    pub(crate) async fn ack(&self, delivery: &Delivery) -> AckOutcome {
-        if delivery.publish.qos == QoS::AtMostOnce {
-            return AckOutcome::Sent;
+    pub(crate) fn epoch(&self) -> u64 {
+        self.queue().epoch
+    }
+
+    /// Queues the PUBACKs of deliveries, in order, and wakes the poller; one outcome per delivery.
+    pub(crate) fn ack_all<'a>(
+        &self,
+        deliveries: impl IntoIterator<Item = &'a Delivery>,
+    ) -> Vec<AckOutcome> {
+        let mut out = Vec::new();
+        {
+            let mut queue = self.queue();
+            let closed = self.closed.load(Ordering::Acquire);
+            for d in deliveries {
+                out.push(if d.publish.qos == QoS::AtMostOnce {
+                    AckOutcome::Sent
+                } else if closed {
+                    AckOutcome::Closed
+                } else if d.epoch != queue.epoch {
+                    AckOutcome::Stale
+                } else {
+                    queue.pkids.push(d.publish.pkid);
+                    AckOutcome::Sent
+                });
+            }
         }
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return AckOutcome::Closed;
+        self.ready.notify_one();
+        out
+    }
+
+    /// Writes the queued PUBACKs to the connection and flushes it once. Without a connection they
+    /// are dropped: the connection they belong to is gone, and the broker delivers those messages
+    /// again. A write error is left to the event loop, whose next poll meets it and reconnects.
+    async fn write_queued(&self, eventloop: &mut EventLoop) {
+        let pkids = std::mem::take(&mut self.queue().pkids);
+        let Some(network) = eventloop.network.as_mut() else {
+            return;
+        };
+        for pkid in pkids {
+            if let Err(e) = network.write(Packet::PubAck(PubAck::new(pkid))).await {
+                tracing::debug!(error = %e, "writing PUBACKs failed; the broker redelivers");
+                return;
             }
-            {
-                let epoch = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
-                if *epoch != delivery.epoch {
-                    return AckOutcome::Stale;
-                }
-                if self.client.try_ack(&delivery.publish).is_ok() {
-                    return AckOutcome::Sent;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if let Err(e) = network.flush().await {
+            tracing::debug!(error = %e, "flushing PUBACKs failed; the broker redelivers");
         }
     }
 
     /// Called by the poller when the connection is lost: later acks of earlier deliveries are
-    /// dropped, and acks still queued in rumqttc's channel are purged (`EventLoop::clean` drops
-    /// queued PUBACKs and keeps other requests).
+    /// dropped, and acks still queued are purged (`EventLoop::clean` also drops any PUBACK left
+    /// in rumqttc's own channel and keeps other requests).
     fn next_epoch(&self, eventloop: &mut EventLoop) {
-        let mut epoch = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
-        *epoch += 1;
+        let mut queue = self.queue();
+        queue.epoch += 1;
+        queue.pkids.clear();
         eventloop.clean();
     }
 
@@ -482,6 +523,16 @@ pub(crate) async fn run(
                 Err(_) => break,
             },
             None => tokio::select! {
+                // Acks first: when acks are queued the poll is dropped and started again after
+                // them. Where it can be pending (waiting for the broker, for a request, for the
+                // keep-alive, or for the socket to take a write), dropping it loses nothing that a
+                // reconnect would not bring back: bytes read or queued for writing stay in the
+                // connection's buffers and decoded packets in rumqttc's state.
+                biased;
+                _ = acker.ready.notified() => {
+                    acker.write_queued(&mut eventloop).await;
+                    continue;
+                }
                 event = eventloop.poll() => event,
                 // While stopping, a poll that hangs (broker gone) must not hold up the shutdown;
                 // the handle also bounds the wait.
@@ -692,36 +743,31 @@ mod tests {
         }
     }
 
-    fn queued_pubacks(eventloop: &mut EventLoop) -> Vec<u16> {
-        // `clean` moves queued requests into `pending`, dropping PUBACKs; look before it does.
-        let mut acks = Vec::new();
-        while let Some(r) = eventloop.pending.pop_front() {
-            if let rumqttc::Request::PubAck(a) = r {
-                acks.push(a.pkid);
-            }
-        }
-        acks
-    }
-
     #[tokio::test]
     async fn acks_never_cross_a_reconnect() {
         let settings = MqttSettings::new("127.0.0.1", 1, "gw-test");
         let (client, mut eventloop) = AsyncClient::new(settings.options(), 16);
         let acker = Acker::new(client);
-        assert_eq!(acker.ack(&delivery(1, 0)).await, AckOutcome::Sent);
-        assert_eq!(acker.ack(&delivery(2, 0)).await, AckOutcome::Sent);
-        // The connection drops before the event loop wrote them: they are purged, not sent on
-        // the next connection (where packet ids 1 and 2 may be other messages).
+        let sent = acker.ack_all(&[delivery(1, 0), delivery(2, 0)]);
+        assert_eq!(sent, vec![AckOutcome::Sent; 2]);
+        assert_eq!(acker.queue().pkids, vec![1, 2], "queued in arrival order");
+        // The connection drops before the poller wrote them: they are purged, not sent on the next
+        // connection (where packet ids 1 and 2 may be other messages).
         acker.next_epoch(&mut eventloop);
-        assert_eq!(queued_pubacks(&mut eventloop), Vec::<u16>::new());
+        assert!(acker.queue().pkids.is_empty());
         // A delivery of the old connection is not acknowledged any more; one of the new is.
-        assert_eq!(acker.ack(&delivery(3, 0)).await, AckOutcome::Stale);
-        assert_eq!(acker.ack(&delivery(1, 1)).await, AckOutcome::Sent);
         let mut qos0 = delivery(9, 0);
         qos0.publish.qos = QoS::AtMostOnce;
-        assert_eq!(acker.ack(&qos0).await, AckOutcome::Sent, "nothing to send");
+        assert_eq!(
+            acker.ack_all(&[delivery(3, 0), delivery(1, 1), qos0]),
+            vec![AckOutcome::Stale, AckOutcome::Sent, AckOutcome::Sent]
+        );
+        assert_eq!(acker.queue().pkids, vec![1], "nothing to send for QoS 0");
+        // Without a connection, writing drops them (the broker redelivers).
+        acker.write_queued(&mut eventloop).await;
+        assert!(acker.queue().pkids.is_empty());
         acker.close();
-        assert_eq!(acker.ack(&delivery(4, 1)).await, AckOutcome::Closed);
+        assert_eq!(acker.ack_all(&[delivery(4, 1)]), vec![AckOutcome::Closed]);
     }
 
     #[test]

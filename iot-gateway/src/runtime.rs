@@ -993,8 +993,8 @@ async fn pipeline(
             tracing::error!("checking a batch panicked; it stays unacknowledged and is retried");
             0
         });
-        for d in &batch[..safe] {
-            match acker.ack(d).await {
+        for outcome in acker.ack_all(&batch[..safe]) {
+            match outcome {
                 AckOutcome::Sent => core.tally.acked.fetch_add(1, Ordering::Relaxed),
                 AckOutcome::Stale => core.tally.stale_acks.fetch_add(1, Ordering::Relaxed),
                 AckOutcome::Closed => 0,

@@ -131,9 +131,13 @@ fn write_batch(c: &mut DbConnection, batch: &[Accepted], config: &RuleConfig) ->
             AcceptedKind::Readings(readings) => {
                 // One row per object of the payload (a backlog array holds several): its readings share
                 // the device's time and sequence number.
-                for r in readings {
+                if let Some(r) = readings.first() {
                     who.entry(msg.device_id)
                         .or_insert_with(|| (r.device.clone(), msg.site));
+                }
+                let mut latest = i64::MIN;
+                for r in readings {
+                    latest = latest.max(r.ts_ms);
                     let seq = r.seq.unwrap_or(NO_SEQ);
                     match rows.last_mut() {
                         Some(last)
@@ -153,8 +157,10 @@ fn write_batch(c: &mut DbConnection, batch: &[Accepted], config: &RuleConfig) ->
                             metrics: vec![(r.metric.clone(), r.value)],
                         }),
                     }
-                    let s = seen.entry(msg.device_id).or_insert(r.ts_ms);
-                    *s = (*s).max(r.ts_ms);
+                }
+                if latest > i64::MIN {
+                    let s = seen.entry(msg.device_id).or_insert(latest);
+                    *s = (*s).max(latest);
                 }
             }
             AcceptedKind::Image { ts_ms, image } => {
