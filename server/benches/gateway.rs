@@ -89,6 +89,9 @@ struct Args {
     /// Readings generated for the range-query measurement on PostgreSQL (0 skips it).
     #[arg(long, default_value_t = 20_000_000)]
     scale_rows: i64,
+    /// Batches of 500 messages written by the store alone, without MQTT (more for profiling it).
+    #[arg(long, default_value_t = 100)]
+    alone_batches: i64,
     /// Images to publish (200 KB each).
     #[arg(long, default_value_t = 150)]
     images: usize,
@@ -144,7 +147,7 @@ fn main() -> Result<()> {
         let db = BenchDb::new(backend, dir.path(), &args.postgres)?;
         let (site, devices) = register(&db.db, args.publishers)?;
         let core = CoreStore::new(db.db.clone(), suyuan_iot_gateway::RuleConfig::default());
-        let alone = store_alone(&core, &devices, site)?;
+        let alone = store_alone(&core, &devices, site, args.alone_batches)?;
         println!("  the store alone (batches of 500 messages, no MQTT): {alone:.0} readings/s");
         let counting = Arc::new(CountingStore::new(core));
         let data = dir.path().join(format!("gw-{backend}"));
@@ -411,9 +414,9 @@ fn scale_queries(db: &BenchDb, rows: i64) -> Result<()> {
 
 static SCALE: Mutex<Option<(u64, f64, f64)>> = Mutex::new(None);
 
-/// Readings per second `Store::write` takes on its own: 100 batches of 500 messages of 4 readings, as the
+/// Readings per second `Store::write` takes on its own: `batches` batches of 500 messages of 4 readings, as the
 /// pipeline hands them over, without MQTT.
-fn store_alone(store: &CoreStore, devices: &[String], site: i64) -> Result<f64> {
+fn store_alone(store: &CoreStore, devices: &[String], site: i64, batches: i64) -> Result<f64> {
     let ids: Vec<(i64, suyuan_iot_gateway::ClientId)> = store
         .devices()
         .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -425,11 +428,7 @@ fn store_alone(store: &CoreStore, devices: &[String], site: i64) -> Result<f64> 
     let site = suyuan_iot_gateway::SiteId(site);
     let mut n = 0u64;
     let start = Instant::now();
-    for b in 0..std::env::var("ALONE_BATCHES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100i64)
-    {
+    for b in 0..batches {
         let batch: Vec<Accepted> = (0..500i64)
             .map(|i| {
                 let (id, client) = &ids[(i as usize) % ids.len()];
