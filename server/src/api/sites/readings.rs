@@ -1,6 +1,7 @@
 //! `GET /api/v1/sites/{id}/readings?from=…&to=…[&metric=temp_c][&device_id=…][&limit=…]`: a site's sensor
-//! readings over a time range (device time), oldest first. On PostgreSQL the readings table is partitioned
-//! by month, so a range touches only the months it spans.
+//! readings over a time range (device time), oldest first, each with its unit code. Read through the view
+//! `readings` (one row per metric of each stored message); on PostgreSQL its `telemetry` table is
+//! partitioned by month, so a range touches only the months it spans.
 
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
