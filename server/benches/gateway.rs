@@ -74,7 +74,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "20000,40000,60000,70000,80000,90000,100000,110000,120000,130000,140000,150000"
+        default_value = "20000,40000,60000,65000,70000,75000,80000,85000,90000,95000,100000,105000,110000,115000,120000,130000,140000,150000"
     )]
     rates: Vec<u64>,
     /// Messages per database transaction in the gateway.

@@ -24,9 +24,6 @@ use crate::schema::{
 use crate::time::{now_millis, to_datetime};
 use crate::{OrgId, SiteId, UserId};
 
-/// Rows per multi-row INSERT on SQLite (7 parameters each: well under its limit of 32,766).
-const TELEMETRY_CHUNK: usize = 1_000;
-
 /// Most points one readings query returns.
 pub const MAX_POINTS: i64 = 20_000;
 
@@ -330,8 +327,8 @@ struct StoredRow {
 /// EXISTS` probe is worse still, rescanning the monthly partitions for every row); when a key is
 /// already there (a redelivery) or being written by another replica, the savepoint is rolled back and
 /// the batch goes in with `ON CONFLICT DO NOTHING RETURNING`, which waits for the other writer and says
-/// which rows were new. SQLite's writes are serialised by [`crate::Database::write`], so the rows already
-/// present, read first, tell the new ones apart.
+/// which rows were new. On SQLite each row is an `INSERT OR IGNORE` of one cached statement, whose count
+/// tells a stored key from a new one.
 pub fn insert_telemetry(
     conn: &mut DbConnection,
     messages: &[NewTelemetry],
@@ -555,52 +552,43 @@ fn insert_telemetry_sqlite(
     messages: &[NewTelemetry],
     json: &[String],
 ) -> CoreResult<InsertOutcome> {
-    let mut inserted = std::collections::HashSet::new();
+    // One single-row statement, prepared once and kept in diesel's statement cache, stepped per row:
+    // SQLite spends more parsing a multi-row statement of thousands of parameters than inserting, and
+    // each row's count says whether its key was already there.
+    let mut present = Vec::new();
+    for (m, json) in messages.iter().zip(json) {
+        let added = diesel::insert_or_ignore_into(t::telemetry)
+            .values(TelemetryRow {
+                device_id: m.device_id,
+                ts: m.ts,
+                seq: m.seq,
+                site_id: m.site_id,
+                received_at: m.received_at,
+                late: m.late,
+                metrics: json,
+            })
+            .execute(c)?;
+        if added == 0 {
+            present.push(m.key());
+        }
+    }
+    if present.is_empty() {
+        return Ok((Inserted::All, std::collections::HashMap::new()));
+    }
+    // Writes are serialised (see [`crate::Database::write`]), so these rows were there before this call.
     let mut stored = std::collections::HashMap::new();
-    for (chunk, json) in messages
-        .chunks(TELEMETRY_CHUNK)
-        .zip(json.chunks(TELEMETRY_CHUNK))
-    {
-        let mut devices: Vec<i64> = chunk.iter().map(|x| x.device_id).collect();
-        devices.sort_unstable();
-        devices.dedup();
-        let lo = chunk.iter().map(|x| x.ts).min().unwrap_or(0);
-        let hi = chunk.iter().map(|x| x.ts).max().unwrap_or(0);
-        let keys: std::collections::HashSet<TelemetryKey> =
-            chunk.iter().map(NewTelemetry::key).collect();
-        let present: Vec<(i64, i64, i64, String)> = t::telemetry
-            .filter(t::device_id.eq_any(&devices))
-            .filter(t::ts.between(lo, hi))
-            .select((t::device_id, t::ts, t::seq, t::metrics))
-            .load(c)?;
-        for (d, ts, seq, metrics) in present {
-            if keys.contains(&(d, ts, seq)) {
-                stored.insert((d, ts, seq), metrics);
-            }
-        }
-        // One single-row statement, prepared once and kept in diesel's statement cache, stepped per row:
-        // SQLite spends more parsing a multi-row statement of thousands of parameters than inserting.
-        for (m, json) in chunk.iter().zip(json) {
-            if stored.contains_key(&m.key()) {
-                continue;
-            }
-            diesel::insert_into(t::telemetry)
-                .values(TelemetryRow {
-                    device_id: m.device_id,
-                    ts: m.ts,
-                    seq: m.seq,
-                    site_id: m.site_id,
-                    received_at: m.received_at,
-                    late: m.late,
-                    metrics: json,
-                })
-                .execute(c)?;
-        }
-        inserted.extend(keys.into_iter().filter(|k| !stored.contains_key(k)));
+    for &(device_id, ts, seq) in &present {
+        let metrics: String = t::telemetry
+            .find((device_id, ts, seq))
+            .select(t::metrics)
+            .first(c)?;
+        stored.insert((device_id, ts, seq), metrics);
     }
-    if stored.is_empty() {
-        return Ok((Inserted::All, stored));
-    }
+    let inserted = messages
+        .iter()
+        .map(NewTelemetry::key)
+        .filter(|k| !stored.contains_key(k))
+        .collect();
     Ok((Inserted::Only(inserted), stored))
 }
 
