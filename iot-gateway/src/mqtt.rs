@@ -390,8 +390,9 @@ impl Acker {
         deliveries: impl IntoIterator<Item = &'a Delivery>,
     ) -> Vec<AckOutcome> {
         let mut out = Vec::new();
-        {
+        let queued = {
             let mut queue = self.queue();
+            let before = queue.pkids.len();
             let closed = self.closed.load(Ordering::Acquire);
             for d in deliveries {
                 out.push(if d.publish.qos == QoS::AtMostOnce {
@@ -405,8 +406,11 @@ impl Acker {
                     AckOutcome::Sent
                 });
             }
+            queue.pkids.len() > before
+        };
+        if queued {
+            self.ready.notify_one();
         }
-        self.ready.notify_one();
         out
     }
 

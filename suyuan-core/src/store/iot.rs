@@ -266,12 +266,25 @@ impl NewTelemetry {
     fn key(&self) -> TelemetryKey {
         (self.device_id, self.ts, self.seq)
     }
+}
 
-    /// The metrics as the stored JSON object, in the order the device sent them.
-    fn metrics_json(&self) -> CoreResult<String> {
-        serde_json::to_string(&MetricsJson(&self.metrics))
-            .map_err(|e| CoreError::Internal(format!("telemetry metrics: {e}")))
+/// Metrics as the stored JSON object, in their order.
+fn metrics_json(metrics: &[(String, f64)]) -> CoreResult<String> {
+    serde_json::to_string(&MetricsJson(metrics))
+        .map_err(|e| CoreError::Internal(format!("telemetry metrics: {e}")))
+}
+
+/// Appends the metrics of `from` that `into` does not name yet (the first value of a metric wins) and
+/// returns their names.
+fn add_missing<'a>(into: &mut Vec<(String, f64)>, from: &'a [(String, f64)]) -> Vec<&'a str> {
+    let mut added = Vec::new();
+    for (metric, value) in from {
+        if !into.iter().any(|(have, _)| have == metric) {
+            into.push((metric.clone(), *value));
+            added.push(metric.as_str());
+        }
     }
+    added
 }
 
 /// Serialises metric → value pairs as a JSON object without building a map first.
@@ -346,7 +359,7 @@ pub fn insert_telemetry(
     }
     let mut json = Vec::with_capacity(messages.len());
     for m in messages {
-        json.push(m.metrics_json()?);
+        json.push(metrics_json(&m.metrics)?);
     }
     let (inserted, stored) = match conn {
         DbConnection::Postgresql(c) => insert_telemetry_pg(c, messages, &json)?,
@@ -372,21 +385,19 @@ pub fn insert_telemetry(
         let Some(present) = stored.get(&m.key()) else {
             continue;
         };
-        let mut have: Vec<(String, f64)> = parse_metrics(present)?;
-        let before = have.len();
-        for (metric, value) in &m.metrics {
-            if !have.iter().any(|(h, _)| h == metric) {
-                have.push((metric.clone(), *value));
-                if want_keys {
-                    fresh.push((m.device_id, metric.clone(), m.ts, m.seq));
-                }
-            }
+        let mut have = parse_metrics(present)?;
+        let added = add_missing(&mut have, &m.metrics);
+        if added.is_empty() {
+            continue;
         }
-        if have.len() > before {
-            let merged = serde_json::to_string(&MetricsJson(&have))
-                .map_err(|e| CoreError::Internal(format!("telemetry metrics: {e}")))?;
-            additions.push((m.key(), merged));
+        if want_keys {
+            fresh.extend(
+                added
+                    .iter()
+                    .map(|metric| (m.device_id, (*metric).to_owned(), m.ts, m.seq)),
+            );
         }
+        additions.push((m.key(), metrics_json(&have)?));
     }
     for ((device_id, ts, seq), merged) in additions {
         on_backend!(conn, c => diesel::update(
@@ -423,19 +434,20 @@ fn merge_same_key(messages: &[NewTelemetry]) -> Vec<NewTelemetry> {
         match at.get(&m.key()) {
             None => {
                 at.insert(m.key(), out.len());
-                let mut first = m.clone();
-                let mut seen = std::collections::HashSet::new();
-                first
-                    .metrics
-                    .retain(|(metric, _)| seen.insert(metric.clone()));
+                let mut first = NewTelemetry {
+                    device_id: m.device_id,
+                    ts: m.ts,
+                    seq: m.seq,
+                    site_id: m.site_id,
+                    received_at: m.received_at,
+                    late: m.late,
+                    metrics: Vec::with_capacity(m.metrics.len()),
+                };
+                add_missing(&mut first.metrics, &m.metrics);
                 out.push(first);
             }
             Some(&i) => {
-                for (metric, value) in &m.metrics {
-                    if !out[i].metrics.iter().any(|(h, _)| h == metric) {
-                        out[i].metrics.push((metric.clone(), *value));
-                    }
-                }
+                add_missing(&mut out[i].metrics, &m.metrics);
             }
         }
     }
@@ -443,7 +455,7 @@ fn merge_same_key(messages: &[NewTelemetry]) -> Vec<NewTelemetry> {
     out
 }
 
-/// A stored metrics object, in its stored order.
+/// A stored metrics object (its metrics sorted by name).
 fn parse_metrics(json: &str) -> CoreResult<Vec<(String, f64)>> {
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
         .map_err(|e| CoreError::Internal(format!("stored telemetry metrics: {e}")))?;
