@@ -502,10 +502,21 @@ impl<'de> Deserialize<'de> for RawValues {
                 f.write_str("an object of metric names to numbers")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawValues, A::Error> {
-                let mut seen = HashSet::new();
-                let mut values = Vec::new();
+                // A device sends a handful of metrics: comparing with those before is cheaper than
+                // hashing, up to a few dozen; past that (a hostile payload), a set keeps it linear.
+                const SCAN_UP_TO: usize = 32;
+                let mut seen: HashSet<String> = HashSet::new();
+                let mut values: Vec<(String, serde_json::Value)> = Vec::new();
                 while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
-                    if !seen.insert(key.clone()) {
+                    let duplicate = if values.len() < SCAN_UP_TO {
+                        values.iter().any(|(k, _)| *k == key)
+                    } else {
+                        if seen.is_empty() {
+                            seen.extend(values.iter().map(|(k, _)| k.clone()));
+                        }
+                        !seen.insert(key.clone())
+                    };
+                    if duplicate {
                         return Err(de::Error::custom(format_args!(
                             "duplicate metric {:?}",
                             key.chars().take(60).collect::<String>()
@@ -538,6 +549,46 @@ mod tests {
 
     fn reasons(t: &Telemetry) -> Vec<Reason> {
         t.refusals.iter().map(|r| r.reason).collect()
+    }
+
+    #[test]
+    fn a_metric_named_twice_refuses_the_message() {
+        let short = parse(r#"{"ts": 1749999990000, "values": {"temp_c": 4.1, "temp_c": 9}}"#);
+        assert_eq!(short.unwrap_err().reason, Reason::MalformedJson);
+        // Past the short scan, a set finds the repeat, also of a name from before the switch.
+        for repeated in ["m0_c", "m39_c"] {
+            let mut values: Vec<String> = (0..40).map(|i| format!(r#""m{i}_c": 1"#)).collect();
+            values.push(format!(r#""{repeated}": 2"#));
+            let payload = format!(
+                r#"{{"ts": 1749999990000, "values": {{{}}}}}"#,
+                values.join(",")
+            );
+            let refusal = parse(&payload).unwrap_err();
+            assert_eq!(refusal.reason, Reason::MalformedJson, "{repeated}");
+            assert!(
+                refusal.detail.contains("duplicate metric"),
+                "{}",
+                refusal.detail
+            );
+        }
+        let distinct: Vec<String> = (0..40).map(|i| format!(r#""m{i}_c": 1"#)).collect();
+        let payload = format!(
+            r#"{{"ts": 1749999990000, "values": {{{}}}}}"#,
+            distinct.join(",")
+        );
+        let limits = TelemetryLimits {
+            max_metrics_per_reading: 64,
+            ..TelemetryLimits::default()
+        };
+        let t = parse_telemetry(
+            SiteId(3),
+            &ClientId::new("cold-01").unwrap(),
+            payload.as_bytes(),
+            NOW,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(t.readings.len(), 40);
     }
 
     #[test]

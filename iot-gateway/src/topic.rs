@@ -12,6 +12,7 @@
 //! of the three forms is refused as `bad_topic` with a [`BadTopic`] saying which part was wrong.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,16 +41,17 @@ pub const MAX_CLIENT_ID_LEN: usize = 64;
 /// A device's MQTT client id: 1 to 64 of `A-Z a-z 0-9 _ - .`.
 ///
 /// The charset keeps ids safe in topics (no `/ + #`), file names, URLs and logs; a device is
-/// registered under exactly this string.
+/// registered under exactly this string. Shared, not copied: every reading of a message names its
+/// device, and a clone is a reference count.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct ClientId(String);
+pub struct ClientId(Arc<str>);
 
 impl ClientId {
     /// Checks the charset and length.
     pub fn new(id: &str) -> Result<Self, InvalidClientId> {
         if is_valid_client_id(id) {
-            Ok(ClientId(id.to_owned()))
+            Ok(ClientId(Arc::from(id)))
         } else {
             Err(InvalidClientId)
         }
@@ -78,7 +80,7 @@ impl TryFrom<String> for ClientId {
     type Error = InvalidClientId;
     fn try_from(id: String) -> Result<Self, Self::Error> {
         if is_valid_client_id(&id) {
-            Ok(ClientId(id))
+            Ok(ClientId(Arc::from(id)))
         } else {
             Err(InvalidClientId)
         }
@@ -87,7 +89,7 @@ impl TryFrom<String> for ClientId {
 
 impl From<ClientId> for String {
     fn from(id: ClientId) -> String {
-        id.0
+        id.0.to_string()
     }
 }
 

@@ -546,17 +546,34 @@ fn insert_telemetry_pg(
     Ok((Inserted::Only(inserted), stored))
 }
 
-/// A `telemetry` row as written on SQLite.
-#[derive(Insertable)]
-#[diesel(table_name = crate::schema::telemetry)]
-struct TelemetryRow<'a> {
-    device_id: i64,
-    ts: i64,
-    seq: i64,
-    site_id: i64,
-    received_at: i64,
-    late: bool,
-    metrics: &'a str,
+/// Inserts one row unless its key is stored; 1 when it was new.
+///
+/// The values are a tuple of columns, not a derived `Insertable` struct: the struct wraps each value so
+/// that SQLite could default it, which makes the statement's query id dynamic, and diesel then rebuilds
+/// the SQL text of every row to find the prepared statement. With a static id it finds it by type.
+fn insert_telemetry_row(
+    c: &mut diesel::SqliteConnection,
+    m: &NewTelemetry,
+    json: &str,
+) -> QueryResult<usize> {
+    let insert = diesel::insert_or_ignore_into(t::telemetry).values((
+        t::device_id.eq(m.device_id),
+        t::ts.eq(m.ts),
+        t::seq.eq(m.seq),
+        t::site_id.eq(m.site_id),
+        t::received_at.eq(m.received_at),
+        t::late.eq(m.late),
+        t::metrics.eq(json),
+    ));
+    debug_assert!(
+        static_query_id(&insert),
+        "the telemetry insert must be cached by type"
+    );
+    insert.execute(c)
+}
+
+fn static_query_id<T: diesel::query_builder::QueryId>(_: &T) -> bool {
+    T::HAS_STATIC_QUERY_ID
 }
 
 fn insert_telemetry_sqlite(
@@ -569,17 +586,7 @@ fn insert_telemetry_sqlite(
     // each row's count says whether its key was already there.
     let mut present = Vec::new();
     for (m, json) in messages.iter().zip(json) {
-        let added = diesel::insert_or_ignore_into(t::telemetry)
-            .values(TelemetryRow {
-                device_id: m.device_id,
-                ts: m.ts,
-                seq: m.seq,
-                site_id: m.site_id,
-                received_at: m.received_at,
-                late: m.late,
-                metrics: json,
-            })
-            .execute(c)?;
+        let added = insert_telemetry_row(c, m, json)?;
         if added == 0 {
             present.push(m.key());
         }
