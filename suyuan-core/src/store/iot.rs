@@ -334,13 +334,13 @@ struct StoredRow {
 /// and a message whose row already exists adds only the metrics the row lacks (the first value of a
 /// metric wins), so the readings stored are exactly those a per-metric key would have kept.
 ///
-/// PostgreSQL gets the batch as seven arrays in one `INSERT … SELECT FROM unnest(…)`: one statement,
-/// one plan, whatever the batch size. It is tried as a plain insert first, which costs PostgreSQL less
-/// than half of what `ON CONFLICT DO NOTHING` does per row (no speculative insertion; a `WHERE NOT
-/// EXISTS` probe is worse still, rescanning the monthly partitions for every row); when a key is
-/// already there (a redelivery) or being written by another replica, the savepoint is rolled back and
-/// the batch goes in with `ON CONFLICT DO NOTHING RETURNING`, which waits for the other writer and says
-/// which rows were new. On SQLite each row is an `INSERT OR IGNORE` of one cached statement, whose count
+/// PostgreSQL gets the batch as one binary `COPY`, the cheapest way in per row (no statement to parse
+/// or plan, no function scan materialising arrays): it costs PostgreSQL less than half of what
+/// `ON CONFLICT DO NOTHING` does (no speculative insertion; a `WHERE NOT EXISTS` probe is worse still,
+/// rescanning the monthly partitions for every row). When a key is already there (a redelivery) or
+/// being written by another replica, the COPY fails, its savepoint is rolled back and the batch goes in
+/// as seven arrays in one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`, which
+/// waits for the other writer and says which rows were new. On SQLite each row is an `INSERT OR IGNORE` of one cached statement, whose count
 /// tells a stored key from a new one.
 pub fn insert_telemetry(
     conn: &mut DbConnection,
@@ -483,6 +483,19 @@ impl Inserted {
     }
 }
 
+/// A `telemetry` row as copied into PostgreSQL (every column given: no defaults in a binary COPY).
+#[derive(Insertable)]
+#[diesel(table_name = crate::schema::telemetry, treat_none_as_default_value = false)]
+struct TelemetryCopyRow<'a> {
+    device_id: i64,
+    ts: i64,
+    seq: i64,
+    site_id: i64,
+    received_at: i64,
+    late: bool,
+    metrics: &'a str,
+}
+
 fn insert_telemetry_pg(
     c: &mut diesel::PgConnection,
     messages: &[NewTelemetry],
@@ -504,20 +517,36 @@ fn insert_telemetry_pg(
         .bind::<Array<Bool>, _>(messages.iter().map(|x| x.late).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(json.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    // Usually every message is new: a plain insert, in a savepoint so that a duplicate key (a
+    // Usually every message is new: a binary COPY, in a savepoint so that a duplicate key (a
     // redelivery, or another replica's write) leaves the transaction usable for the careful way.
-    let inserted: std::collections::HashSet<TelemetryKey> =
-        match c.transaction(|c| insert("").execute(c)) {
-            Ok(_) => return Ok((Inserted::All, std::collections::HashMap::new())),
-            Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                insert(" ON CONFLICT DO NOTHING RETURNING device_id, ts, seq")
-                    .load::<KeyRow>(c)?
-                    .into_iter()
-                    .map(|k| (k.device_id, k.ts, k.seq))
-                    .collect()
-            }
-            Err(e) => return Err(e.into()),
-        };
+    let rows: Vec<TelemetryCopyRow<'_>> = messages
+        .iter()
+        .zip(json)
+        .map(|(m, json)| TelemetryCopyRow {
+            device_id: m.device_id,
+            ts: m.ts,
+            seq: m.seq,
+            site_id: m.site_id,
+            received_at: m.received_at,
+            late: m.late,
+            metrics: json,
+        })
+        .collect();
+    let inserted: std::collections::HashSet<TelemetryKey> = match c.transaction(|c| {
+        diesel::copy_from(t::telemetry)
+            .from_insertable(&rows)
+            .execute(c)
+    }) {
+        Ok(_) => return Ok((Inserted::All, std::collections::HashMap::new())),
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            insert(" ON CONFLICT DO NOTHING RETURNING device_id, ts, seq")
+                .load::<KeyRow>(c)?
+                .into_iter()
+                .map(|k| (k.device_id, k.ts, k.seq))
+                .collect()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut stored = std::collections::HashMap::new();
     if inserted.len() < messages.len() {
         let rest: Vec<&NewTelemetry> = messages
