@@ -14,8 +14,9 @@
 //! what the broker acknowledged over the time from the first publish to the last PUBACK. A rate is
 //! sustained when every acknowledged message has arrived (received by `mosquitto_sub`, or committed by the
 //! gateway) within 1 s of the end of publishing, with none lost. Rates rise until one is not sustained (or
-//! the publishers cannot go faster: the machine is saturated), then the gap to the last sustained rate is
-//! halved a few times (`--refine`). The highest sustained rate offered is the figure.
+//! the publishers cannot go faster twice in a row: the machine is saturated), then the gap to the last
+//! sustained rate is halved a few times (`--refine`). The highest sustained rate offered is the figure. A
+//! gateway that fell behind writes its backlog before the next trial starts, and must write all of it.
 //!
 //! - `mosquitto_sub -q 1` alone, writing to a file: the broker's own limit on this machine;
 //! - the gateway (the same code as `suyuan serve`, in-process) into SQLite and into PostgreSQL (a fresh
@@ -55,6 +56,8 @@ const TARGET_SHARE: f64 = 0.8;
 /// How long after publishing ends everything must have arrived: short beside the 10 s of publishing, so
 /// that a consumer more than about a tenth slower than the publishers cannot pass by catching up later.
 const GRACE: Duration = Duration::from_secs(1);
+/// How long a gateway that fell behind gets to write its backlog before the next trial.
+const CATCH_UP: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BackendArg {
@@ -167,13 +170,28 @@ fn main() -> Result<()> {
             counting.reset();
             let published = rt.block_on(publish(broker.port, &args, rate, "gw"))?;
             let stored = counting.wait_for(published.acked, published.ended + GRACE);
+            let latencies = counting.latencies();
+            // A trial that fell behind leaves a backlog with the broker: the next one starts once it is
+            // written (and so shows that nothing acknowledged was lost, only late).
+            let caught_up = counting.wait_for(published.acked, Instant::now() + CATCH_UP);
+            anyhow::ensure!(
+                caught_up == published.acked,
+                "the gateway stored {caught_up} of {} acknowledged messages {} s after publishing ended",
+                published.acked,
+                CATCH_UP.as_secs()
+            );
             Ok(Trial {
                 acked: published.acked,
                 publishing: published.took,
                 arrived: stored,
-                latencies: counting.latencies(),
+                latencies,
             })
         })?;
+        let stats = handle.stats();
+        println!(
+            "  gateway: {} received, {} stored, {} refused, {} spooled, {} acknowledged",
+            stats.received, stats.stored, stats.refused, stats.spooled, stats.acked
+        );
         let images = rt.block_on(publish_images(
             broker.port,
             site,
@@ -273,13 +291,13 @@ struct Best {
 
 struct Sweep {
     best: Option<Best>,
-    /// Whether the publishers could not go faster (the machine was saturated) rather than the consumer
-    /// falling behind: then the consumer's own limit lies above `best`.
+    /// Whether the climb ended because the publishers could not go faster (the machine was saturated),
+    /// with the consumer never falling behind: then the consumer's own limit lies above `best`.
     saturated: bool,
 }
 
-/// Rates rise through `--rates` until the consumer falls behind or the publishers cannot go faster (the
-/// broker acknowledges less than 90 % of the rate asked: the machine is saturated); then the gap between
+/// Rates rise through `--rates` until the consumer falls behind or the publishers cannot go faster twice in
+/// a row (the broker acknowledges less than 90 % of the rate asked: the machine is saturated); then the gap between
 /// the last rate kept up with and the first one that was not is halved `--refine` times. A trial kept up
 /// with counts at the rate actually offered, whether or not that reached the rate asked, so both sides of
 /// the ratio are measured alike: what flowed from the publishers through the broker and was consumed, all
@@ -324,12 +342,17 @@ fn sweep(args: &Args, mut trial: impl FnMut(u64) -> Result<Trial>) -> Result<Swe
     };
     let mut fell_behind_at = None;
     let mut saturated = false;
+    // One saturated trial may be a moment of the machine's noise; two in a row end the climb.
+    let mut saturated_in_a_row = 0;
     for &rate in &args.rates {
         match run(rate, &mut best)? {
-            Outcome::KeptUp => {}
+            Outcome::KeptUp => saturated_in_a_row = 0,
             Outcome::Saturated => {
-                saturated = true;
-                break;
+                saturated_in_a_row += 1;
+                if saturated_in_a_row == 2 {
+                    saturated = true;
+                    break;
+                }
             }
             Outcome::FellBehind => {
                 fell_behind_at = Some(rate);
@@ -337,6 +360,7 @@ fn sweep(args: &Args, mut trial: impl FnMut(u64) -> Result<Trial>) -> Result<Swe
             }
         }
     }
+    saturated |= fell_behind_at.is_none() && saturated_in_a_row > 0;
     if let Some(mut high) = fell_behind_at {
         for _ in 0..args.refine {
             let low = best.map_or(0, |b| b.rate);
@@ -346,10 +370,8 @@ fn sweep(args: &Args, mut trial: impl FnMut(u64) -> Result<Trial>) -> Result<Swe
             }
             match run(mid, &mut best)? {
                 Outcome::FellBehind => high = mid,
-                Outcome::Saturated => {
-                    saturated = true;
-                    break;
-                }
+                // The consumer's limit was found already; the publishers merely did not reach `mid`.
+                Outcome::Saturated => break,
                 Outcome::KeptUp => {}
             }
         }
