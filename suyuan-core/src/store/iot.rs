@@ -340,8 +340,8 @@ struct StoredRow {
 /// rescanning the monthly partitions for every row). When a key is already there (a redelivery) or
 /// being written by another replica, the COPY fails, its savepoint is rolled back and the batch goes in
 /// as seven arrays in one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`, which
-/// waits for the other writer and says which rows were new. On SQLite each row is an `INSERT OR IGNORE` of one cached statement, whose count
-/// tells a stored key from a new one.
+/// waits for the other writer and says which rows were new. On SQLite each row is an `INSERT OR IGNORE`
+/// of one cached statement, whose count tells a stored key from a new one.
 pub fn insert_telemetry(
     conn: &mut DbConnection,
     messages: &[NewTelemetry],
@@ -361,9 +361,22 @@ pub fn insert_telemetry(
     for m in messages {
         json.push(metrics_json(&m.metrics)?);
     }
+    let rows: Vec<TelemetryRow<'_>> = messages
+        .iter()
+        .zip(&json)
+        .map(|(m, json)| TelemetryRow {
+            device_id: m.device_id,
+            ts: m.ts,
+            seq: m.seq,
+            site_id: m.site_id,
+            received_at: m.received_at,
+            late: m.late,
+            metrics: json,
+        })
+        .collect();
     let (inserted, stored) = match conn {
-        DbConnection::Postgresql(c) => insert_telemetry_pg(c, messages, &json)?,
-        DbConnection::Sqlite(c) => insert_telemetry_sqlite(c, messages, &json)?,
+        DbConnection::Postgresql(c) => insert_telemetry_pg(c, &rows)?,
+        DbConnection::Sqlite(c) => insert_telemetry_sqlite(c, &rows)?,
     };
     let mut fresh = Vec::new();
     if stored.is_empty() && !want_keys {
@@ -483,10 +496,14 @@ impl Inserted {
     }
 }
 
-/// A `telemetry` row as copied into PostgreSQL (every column given: no defaults in a binary COPY).
+/// A `telemetry` row as written.
+///
+/// Every column is given (`treat_none_as_default_value = false`): a binary COPY has no defaults, and
+/// without the wrappers that let SQLite default a value the single-row insert's query id is static, so
+/// diesel finds its prepared statement by type instead of rebuilding the SQL text for every row.
 #[derive(Insertable)]
 #[diesel(table_name = crate::schema::telemetry, treat_none_as_default_value = false)]
-struct TelemetryCopyRow<'a> {
+struct TelemetryRow<'a> {
     device_id: i64,
     ts: i64,
     seq: i64,
@@ -496,60 +513,47 @@ struct TelemetryCopyRow<'a> {
     metrics: &'a str,
 }
 
+impl TelemetryRow<'_> {
+    fn key(&self) -> TelemetryKey {
+        (self.device_id, self.ts, self.seq)
+    }
+}
+
 fn insert_telemetry_pg(
     c: &mut diesel::PgConnection,
-    messages: &[NewTelemetry],
-    json: &[String],
+    rows: &[TelemetryRow<'_>],
 ) -> CoreResult<InsertOutcome> {
     use diesel::result::{DatabaseErrorKind, Error};
     use diesel::sql_types::{Array, BigInt, Bool, Text};
-    let insert = |tail: &'static str| {
-        diesel::sql_query(format!(
-            "INSERT INTO telemetry (device_id, ts, seq, site_id, received_at, late, metrics) \
-             SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
-             $6::bool[], $7::text[]){tail}"
-        ))
-        .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.device_id).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.ts).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.seq).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.site_id).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(messages.iter().map(|x| x.received_at).collect::<Vec<_>>())
-        .bind::<Array<Bool>, _>(messages.iter().map(|x| x.late).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(json.iter().map(String::as_str).collect::<Vec<_>>())
-    };
     // Usually every message is new: a binary COPY, in a savepoint so that a duplicate key (a
     // redelivery, or another replica's write) leaves the transaction usable for the careful way.
-    let rows: Vec<TelemetryCopyRow<'_>> = messages
-        .iter()
-        .zip(json)
-        .map(|(m, json)| TelemetryCopyRow {
-            device_id: m.device_id,
-            ts: m.ts,
-            seq: m.seq,
-            site_id: m.site_id,
-            received_at: m.received_at,
-            late: m.late,
-            metrics: json,
-        })
-        .collect();
     let inserted: std::collections::HashSet<TelemetryKey> = match c.transaction(|c| {
         diesel::copy_from(t::telemetry)
-            .from_insertable(&rows)
+            .from_insertable(rows)
             .execute(c)
     }) {
         Ok(_) => return Ok((Inserted::All, std::collections::HashMap::new())),
-        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            insert(" ON CONFLICT DO NOTHING RETURNING device_id, ts, seq")
-                .load::<KeyRow>(c)?
-                .into_iter()
-                .map(|k| (k.device_id, k.ts, k.seq))
-                .collect()
-        }
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => diesel::sql_query(
+            "INSERT INTO telemetry (device_id, ts, seq, site_id, received_at, late, metrics) \
+             SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+             $6::bool[], $7::text[]) ON CONFLICT DO NOTHING RETURNING device_id, ts, seq",
+        )
+        .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.device_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.ts).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.seq).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.site_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(rows.iter().map(|x| x.received_at).collect::<Vec<_>>())
+        .bind::<Array<Bool>, _>(rows.iter().map(|x| x.late).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(rows.iter().map(|x| x.metrics).collect::<Vec<_>>())
+        .load::<KeyRow>(c)?
+        .into_iter()
+        .map(|k| (k.device_id, k.ts, k.seq))
+        .collect(),
         Err(e) => return Err(e.into()),
     };
     let mut stored = std::collections::HashMap::new();
-    if inserted.len() < messages.len() {
-        let rest: Vec<&NewTelemetry> = messages
+    if inserted.len() < rows.len() {
+        let rest: Vec<&TelemetryRow<'_>> = rows
             .iter()
             .filter(|m| !inserted.contains(&m.key()))
             .collect();
@@ -576,24 +580,11 @@ fn insert_telemetry_pg(
 }
 
 /// Inserts one row unless its key is stored; 1 when it was new.
-///
-/// The values are a tuple of columns, not a derived `Insertable` struct: the struct wraps each value so
-/// that SQLite could default it, which makes the statement's query id dynamic, and diesel then rebuilds
-/// the SQL text of every row to find the prepared statement. With a static id it finds it by type.
 fn insert_telemetry_row(
     c: &mut diesel::SqliteConnection,
-    m: &NewTelemetry,
-    json: &str,
+    row: &TelemetryRow<'_>,
 ) -> QueryResult<usize> {
-    let insert = diesel::insert_or_ignore_into(t::telemetry).values((
-        t::device_id.eq(m.device_id),
-        t::ts.eq(m.ts),
-        t::seq.eq(m.seq),
-        t::site_id.eq(m.site_id),
-        t::received_at.eq(m.received_at),
-        t::late.eq(m.late),
-        t::metrics.eq(json),
-    ));
+    let insert = diesel::insert_or_ignore_into(t::telemetry).values(row);
     debug_assert!(
         static_query_id(&insert),
         "the telemetry insert must be cached by type"
@@ -607,17 +598,15 @@ fn static_query_id<T: diesel::query_builder::QueryId>(_: &T) -> bool {
 
 fn insert_telemetry_sqlite(
     c: &mut diesel::SqliteConnection,
-    messages: &[NewTelemetry],
-    json: &[String],
+    rows: &[TelemetryRow<'_>],
 ) -> CoreResult<InsertOutcome> {
     // One single-row statement, prepared once and kept in diesel's statement cache, stepped per row:
     // SQLite spends more parsing a multi-row statement of thousands of parameters than inserting, and
     // each row's count says whether its key was already there.
     let mut present = Vec::new();
-    for (m, json) in messages.iter().zip(json) {
-        let added = insert_telemetry_row(c, m, json)?;
-        if added == 0 {
-            present.push(m.key());
+    for row in rows {
+        if insert_telemetry_row(c, row)? == 0 {
+            present.push(row.key());
         }
     }
     if present.is_empty() {
@@ -632,9 +621,9 @@ fn insert_telemetry_sqlite(
             .first(c)?;
         stored.insert((device_id, ts, seq), metrics);
     }
-    let inserted = messages
+    let inserted = rows
         .iter()
-        .map(NewTelemetry::key)
+        .map(TelemetryRow::key)
         .filter(|k| !stored.contains_key(k))
         .collect();
     Ok((Inserted::Only(inserted), stored))
