@@ -26,72 +26,10 @@ use super::TestDb;
 /// The system's Mosquitto.
 pub const SYSTEM_BROKER: &str = "127.0.0.1:1883";
 
-/// The `suyuan` binary beside the test executable (`target/debug/deps/integration-…` →
-/// `target/debug/suyuan`). Panics with the command that builds it when it is missing, or when it
-/// is older than a source file this test executable was built from (it would test old code). A
-/// source changed after this executable was built is in neither, and does not count.
-///
-/// `cargo test --workspace` does not build it: cargo builds a package's binaries only for that
-/// package's own integration tests, and this test binary belongs to another package.
+/// The `suyuan` binary. These tests belong to the package that owns it, so cargo builds it (from
+/// the same sources, with the same profile) before it runs them and names its path here.
 pub fn suyuan_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps");
-    let bin = dir.join(format!("suyuan{}", std::env::consts::EXE_SUFFIX));
-    let build = "build it first with `cargo build -p suyuan-server --bin suyuan` \
-                 (`cargo test --workspace` does not build it)";
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("the suyuan binary is missing at {}: {build}", bin.display()));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root");
-    let tests_built = std::fs::metadata(&exe)
-        .and_then(|m| m.modified())
-        .expect("the test executable's time");
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    for part in [
-        "server/src",
-        "iot-gateway/src",
-        "suyuan-core/src",
-        "label-gen/src",
-        "migrations",
-    ] {
-        newest_file(&root.join(part), tests_built, &mut newest);
-    }
-    if let Some((changed, source)) = newest {
-        assert!(
-            changed <= built,
-            "the suyuan binary at {} is older than {}: {build}",
-            bin.display(),
-            source.display()
-        );
-    }
-    bin
-}
-
-/// The most recently modified file under `dir`, of those modified before `before`.
-fn newest_file(
-    dir: &Path,
-    before: std::time::SystemTime,
-    newest: &mut Option<(std::time::SystemTime, PathBuf)>,
-) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() {
-            newest_file(&path, before, newest);
-        } else if let Ok(modified) = meta.modified() {
-            if modified < before && newest.as_ref().is_none_or(|(t, _)| modified > *t) {
-                *newest = Some((modified, path));
-            }
-        }
-    }
+    PathBuf::from(env!("CARGO_BIN_EXE_suyuan"))
 }
 
 fn mqtt_required() -> bool {
