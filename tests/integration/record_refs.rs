@@ -16,6 +16,7 @@ crate::both_backends!(
     client_ids_belong_to_their_organisation,
     free_text_and_numbers_are_bounded,
     record_list_pages_through_a_batch,
+    client_ids_per_org_migration_keeps_every_row,
 );
 
 fn records_path(batch: impl std::fmt::Display) -> String {
@@ -524,4 +525,67 @@ fn record_list_pages_through_a_batch(app: TestApp) {
             "{bad}: {e}"
         );
     }
+}
+
+/// The migration that scopes client ids rebuilds SQLite's tables: every record (ids, chains), transformation
+/// and what refers to them survives it, down and up again.
+fn client_ids_per_org_migration_keeps_every_row(app: TestApp) {
+    const NAME: &str = "2026-12-04-000007_client_ids_per_org";
+    let w = World::build(&app);
+    let path = records_path(w.batch);
+    for body in [with_site(spraying(3, 30), w.plot), note("巡园")] {
+        assert_eq!(app.post(&path, Some(&w.farmer.token), &body).0, 201);
+    }
+    // A harvest within the interval: flagged, with an alert that refers to the record.
+    let harvest = json!({ "client_id": cid(), "event_time": days_ago(1),
+        "details": { "kind": "harvest", "quantity": 900.0, "unit": "kg" } });
+    let (s, h) = app.post(&path, Some(&w.farmer.token), &harvest);
+    assert_eq!((s, &h["flags"]), (201, &json!(["harvest_within_phi"])), "{h}");
+    let snapshot = |app: &TestApp| {
+        app.db
+            .read(|c| {
+                let history = suyuan_core::store::records::history(c, w.batch)?;
+                let report = suyuan_core::store::verify::verify_chains(c, |_| {})?;
+                Ok((
+                    history
+                        .into_iter()
+                        .map(|r| (r.id, r.client_id, r.hash))
+                        .collect::<Vec<_>>(),
+                    report.records,
+                    report.issues.len(),
+                ))
+            })
+            .unwrap()
+    };
+    let before = snapshot(&app);
+    assert_eq!((before.0.len(), before.2), (3, 0));
+
+    let dir = match app.test_db.backend {
+        crate::support::Backend::Sqlite => "sqlite",
+        crate::support::Backend::Postgres => "postgres",
+    };
+    let down = std::fs::read_to_string(format!(
+        "{}/../migrations/{dir}/{NAME}/down.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    app.test_db.raw(&down);
+    app.test_db
+        .raw("DELETE FROM __diesel_schema_migrations WHERE version = '20261204000007'");
+    assert_eq!(snapshot(&app), before, "down keeps every row");
+    let mut conn = app.db.conn().unwrap();
+    let applied = suyuan_core::db::run_migrations(&mut conn).unwrap();
+    assert_eq!(applied, ["20261204000007"]);
+    drop(conn);
+    assert_eq!(snapshot(&app), before, "up keeps every row");
+    let (s, alerts) = app.get("/api/v1/alerts", Some(&w.farmer.token));
+    assert_eq!(s, 200);
+    assert!(alerts.to_string().contains("harvest_within_phi"), "{alerts}");
+    app.test_db.try_raw("DELETE FROM records").unwrap_err();
+
+    // Client ids still identify the organisation's records.
+    let mut reused = note("另一个合作社");
+    reused["client_id"] = json!(before.0[1].1);
+    let (s, e) = app.post(&path, Some(&w.farmer.token), &reused);
+    assert_eq!((s, e["error"].as_str()), (409, Some("record_conflict")), "{e}");
 }

@@ -9,7 +9,7 @@
 //! What it does not do: it bypasses the write-time rules — the access policy, idempotency by client id, the
 //! pre-harvest-interval and inspection rules and their alerts, custody changes on shipping and receiving,
 //! blocked or recalled inputs. The caller must give it consistent data: custody and status as the records
-//! imply, unique client ids and lot codes, event times in order, actors that belong to the organisations they
+//! imply, client ids unique per organisation, unique lot codes, event times in order, actors that belong to the organisations they
 //! act for. Only shapes are checked (lot codes, quantities, record details, transformation shapes, that the
 //! lineage has no cycles), and that every site and image the load names belongs to the organisation naming
 //! it (what a public page shows must not depend on the caller's care).
