@@ -540,7 +540,11 @@ fn client_ids_per_org_migration_keeps_every_row(app: TestApp) {
     let harvest = json!({ "client_id": cid(), "event_time": days_ago(1),
         "details": { "kind": "harvest", "quantity": 900.0, "unit": "kg" } });
     let (s, h) = app.post(&path, Some(&w.farmer.token), &harvest);
-    assert_eq!((s, &h["flags"]), (201, &json!(["harvest_within_phi"])), "{h}");
+    assert_eq!(
+        (s, &h["flags"]),
+        (201, &json!(["harvest_within_phi"])),
+        "{h}"
+    );
     let snapshot = |app: &TestApp| {
         app.db
             .read(|c| {
@@ -580,12 +584,19 @@ fn client_ids_per_org_migration_keeps_every_row(app: TestApp) {
     assert_eq!(snapshot(&app), before, "up keeps every row");
     let (s, alerts) = app.get("/api/v1/alerts", Some(&w.farmer.token));
     assert_eq!(s, 200);
-    assert!(alerts.to_string().contains("harvest_within_phi"), "{alerts}");
+    assert!(
+        alerts.to_string().contains("harvest_within_phi"),
+        "{alerts}"
+    );
     app.test_db.try_raw("DELETE FROM records").unwrap_err();
 
     // Client ids still identify the organisation's records.
     let mut reused = note("另一个合作社");
     reused["client_id"] = json!(before.0[1].1);
     let (s, e) = app.post(&path, Some(&w.farmer.token), &reused);
-    assert_eq!((s, e["error"].as_str()), (409, Some("record_conflict")), "{e}");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (409, Some("record_conflict")),
+        "{e}"
+    );
 }
