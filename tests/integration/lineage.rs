@@ -157,7 +157,7 @@ fn split_merge_trace_and_recall(app: TestApp) {
             &format!("/api/v1/batches/{id}/records?history=true"),
             Some(&w.regulator.token),
         );
-        let last = recs.as_array().unwrap().last().unwrap().clone();
+        let last = recs["items"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["details"]["kind"], "recall");
         assert_eq!(last["details"]["origin_batch_id"], a);
     }

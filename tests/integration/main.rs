@@ -17,6 +17,7 @@ mod label_runs;
 mod labels;
 mod lineage;
 mod migrations;
+mod record_refs;
 mod records;
 mod rules;
 mod scans;

@@ -43,7 +43,7 @@ fn capture_is_idempotent_and_conflicts_are_409(app: TestApp) {
         &format!("{}?history=true", records_path(&w)),
         Some(&w.farmer.token),
     );
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
 
 fn corrections_supersede_and_reads_show_the_corrected_view(app: TestApp) {
@@ -76,7 +76,7 @@ fn corrections_supersede_and_reads_show_the_corrected_view(app: TestApp) {
     assert_eq!(corr["supersedes"], spray["id"]);
 
     let (_, view) = app.get(&records_path(&w), Some(&w.farmer.token));
-    let view = view.as_array().unwrap();
+    let view = view["items"].as_array().unwrap();
     assert_eq!(
         view.len(),
         1,
@@ -91,7 +91,7 @@ fn corrections_supersede_and_reads_show_the_corrected_view(app: TestApp) {
         &format!("{}?history=true", records_path(&w)),
         Some(&w.farmer.token),
     );
-    let history = history.as_array().unwrap();
+    let history = history["items"].as_array().unwrap();
     assert_eq!(history.len(), 2, "the history keeps both");
     assert_eq!(history[0]["details"]["dose"], 30.0);
 
@@ -105,7 +105,7 @@ fn corrections_supersede_and_reads_show_the_corrected_view(app: TestApp) {
         201
     );
     let (_, view) = app.get(&records_path(&w), Some(&w.farmer.token));
-    assert!(view
+    assert!(view["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -152,7 +152,7 @@ fn sync_reports_each_item_and_loses_nothing(app: TestApp) {
         &format!("{}?history=true", records_path(&w)),
         Some(&w.farmer.token),
     );
-    let seqs: Vec<i64> = history
+    let seqs: Vec<i64> = history["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -199,5 +199,5 @@ fn concurrent_resends_store_one_record(app: TestApp) {
         "{statuses:?}"
     );
     let (_, history) = app.get(&format!("{path}?history=true"), Some(&w.farmer.token));
-    assert_eq!(history.as_array().unwrap().len(), 1);
+    assert_eq!(history["items"].as_array().unwrap().len(), 1);
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::org::non_empty;
+use super::text::{self, Lines};
 use super::{BatchStatus, CorrectedRecord, LineageKind};
 use crate::error::{CoreError, CoreResult};
 use crate::{BatchId, OrgId, ProductId, SiteId, TransformationId};
@@ -72,13 +72,16 @@ pub fn validate_lot_code(lot: &str) -> CoreResult<()> {
 
 /// A quantity is a positive finite number with a unit.
 pub fn validate_quantity(field: &str, quantity: f64, unit: &str) -> CoreResult<()> {
-    if !(quantity.is_finite() && quantity > 0.0) {
+    if !(quantity.is_finite() && quantity > 0.0 && quantity <= text::MAX_AMOUNT) {
         return Err(CoreError::invalid(
             "invalid_quantity",
-            format!("{field} must be a positive number"),
+            format!(
+                "{field} must be a positive number of at most {}",
+                text::MAX_AMOUNT
+            ),
         ));
     }
-    non_empty("unit", unit, 16)
+    text::required("unit", unit, 16, Lines::One)
 }
 
 /// An edge of the lineage graph: `child` was made (partly) from `parent`.
@@ -151,10 +154,13 @@ impl NewTransformation {
                     "an input batch is listed twice",
                 ));
             }
-            if !(i.quantity.is_finite() && i.quantity > 0.0) {
+            if !(i.quantity.is_finite() && i.quantity > 0.0 && i.quantity <= text::MAX_AMOUNT) {
                 return Err(CoreError::invalid(
                     "invalid_quantity",
-                    "input quantities must be positive numbers",
+                    format!(
+                        "input quantities must be positive numbers of at most {}",
+                        text::MAX_AMOUNT
+                    ),
                 ));
             }
         }
@@ -228,4 +234,11 @@ pub struct RecallOutcome {
 #[serde(deny_unknown_fields)]
 pub struct NewRecall {
     pub reason: String,
+}
+
+impl NewRecall {
+    /// The reason is shown on every recalled batch's scan page.
+    pub fn validate(&self) -> CoreResult<()> {
+        text::required("reason", &self.reason, text::REASON_CHARS, Lines::Many)
+    }
 }

@@ -132,8 +132,22 @@ impl NewLabelRun {
                 "a run needs a layout and a host",
             ));
         }
-        Ok(())
+        use super::text::{text, Lines};
+        text("layout", &self.layout, 32, Lines::One)?;
+        // A DNS name is at most 253 characters; a port may follow.
+        text("host", &self.host, 260, Lines::One)
     }
+}
+
+/// Checks a void's reason (shown in the run's detail): at most 500 characters, no control characters but
+/// line breaks (that it is given at all is checked where it is stored, `missing_reason`).
+pub fn validate_void_reason(reason: &str) -> crate::CoreResult<()> {
+    super::text::text(
+        "reason",
+        reason,
+        super::text::REASON_CHARS,
+        super::text::Lines::Many,
+    )
 }
 
 /// Who starts a run.

@@ -10,6 +10,7 @@ pub mod product;
 pub mod record;
 pub mod scan;
 pub mod site;
+pub mod text;
 pub mod user;
 
 pub use alert::*;

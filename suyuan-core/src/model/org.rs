@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::text::{self, Lines};
 use super::OrgKind;
 use crate::error::{CoreError, CoreResult};
 use crate::OrgId;
@@ -63,8 +64,15 @@ pub struct NewOrganisation {
 impl NewOrganisation {
     /// Checks the codes' formats (the credit code's GB 32100 check character included).
     pub fn validate(&self) -> CoreResult<()> {
-        non_empty("name", &self.name, 200)?;
+        text::required("name", &self.name, text::NAME_CHARS, Lines::One)?;
         validate_division_code(&self.division_code)?;
+        text::optional("address", self.address.as_deref(), 300, Lines::One)?;
+        text::optional(
+            "public_contact",
+            self.public_contact.as_deref(),
+            100,
+            Lines::One,
+        )?;
         if let Some(code) = &self.credit_code {
             validate_credit_code(code)?;
         }
@@ -72,21 +80,10 @@ impl NewOrganisation {
     }
 }
 
-/// Rejects an empty or overlong text field with a message naming it.
+/// Rejects an empty or overlong text field, or one with control characters other than line breaks and tabs,
+/// with a message naming it (see [`super::text`], which input models use directly).
 pub fn non_empty(field: &str, value: &str, max_chars: usize) -> CoreResult<()> {
-    if value.trim().is_empty() {
-        return Err(CoreError::invalid(
-            "missing_field",
-            format!("{field} must not be empty"),
-        ));
-    }
-    if value.chars().count() > max_chars {
-        return Err(CoreError::invalid(
-            "field_too_long",
-            format!("{field} is longer than {max_chars} characters"),
-        ));
-    }
-    Ok(())
+    text::required(field, value, max_chars, Lines::Many)
 }
 
 /// 行政区划代码: six digits, province part not zero.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::enums::text_enum;
-use super::org::non_empty;
+use super::text::{self, Lines};
 use super::Certification;
 use crate::error::{CoreError, CoreResult};
 use crate::{OrgId, ProductId};
@@ -82,8 +82,9 @@ impl LabelField {
 impl NewProduct {
     /// Checks names and the GTIN's check digit.
     pub fn validate(&self) -> CoreResult<()> {
-        non_empty("name", &self.name, 200)?;
-        non_empty("category", &self.category, 100)?;
+        text::required("name", &self.name, text::NAME_CHARS, Lines::One)?;
+        text::required("category", &self.category, 100, Lines::One)?;
+        text::optional("brand", self.brand.as_deref(), 100, Lines::One)?;
         if self.label_fields.len() > 4 {
             return Err(CoreError::invalid(
                 "too_many_label_fields",

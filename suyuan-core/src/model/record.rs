@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::enums::text_enum;
-use super::org::non_empty;
+use super::text;
 use crate::error::{CoreError, CoreResult};
 use crate::{BatchId, OrgId, RecordId, SiteId, UserId};
 
@@ -241,56 +241,103 @@ impl RecordDetails {
         }
     }
 
-    /// Checks what serde cannot: required texts, finite positive numbers, registration numbers, and that an
-    /// inspection's verdicts agree with its values and limits.
+    /// Checks what serde cannot: required texts and the length and characters of every text, finite
+    /// positive numbers within bounds, registration numbers, and that an inspection's verdicts agree with its
+    /// values and limits. Fields are named as in the request (`details.dose`).
     pub fn validate(&self) -> CoreResult<()> {
+        use text::{optional, positive, required, Lines::*, MAX_AMOUNT, MAX_DOSE, NOTE_CHARS};
+        let amount =
+            |field: &str, v: Option<f64>| v.map_or(Ok(()), |v| positive(field, v, MAX_AMOUNT));
         match self {
             RecordDetails::Sowing(s) => {
-                non_empty("variety", &s.variety, 100)?;
-                optional_positive("quantity", s.quantity)
+                required("details.variety", &s.variety, 100, One)?;
+                optional("details.seed_source", s.seed_source.as_deref(), 200, One)?;
+                amount("details.quantity", s.quantity)?;
+                optional("details.unit", s.unit.as_deref(), text::UNIT_CHARS, One)?;
+                optional("details.note", s.note.as_deref(), NOTE_CHARS, Many)
             }
             RecordDetails::Fertilising(f) => {
-                non_empty("fertiliser_name", &f.fertiliser_name, 100)?;
-                positive("dose", f.dose)?;
-                non_empty("dose_unit", &f.dose_unit, 20)
+                required("details.fertiliser_name", &f.fertiliser_name, 100, One)?;
+                optional(
+                    "details.fertiliser_type",
+                    f.fertiliser_type.as_deref(),
+                    100,
+                    One,
+                )?;
+                optional(
+                    "details.registration_number",
+                    f.registration_number.as_deref(),
+                    50,
+                    One,
+                )?;
+                positive("details.dose", f.dose, MAX_DOSE)?;
+                required("details.dose_unit", &f.dose_unit, text::UNIT_CHARS, One)?;
+                optional("details.method", f.method.as_deref(), 200, One)
             }
             RecordDetails::Spraying(s) => {
-                non_empty("pesticide_name", &s.pesticide_name, 100)?;
+                required("details.pesticide_name", &s.pesticide_name, 100, One)?;
                 validate_pesticide_registration(&s.registration_number)?;
-                non_empty("active_ingredient", &s.active_ingredient, 200)?;
-                positive("dose", s.dose)?;
-                non_empty("dose_unit", &s.dose_unit, 20)?;
+                required("details.active_ingredient", &s.active_ingredient, 200, One)?;
+                positive("details.dose", s.dose, MAX_DOSE)?;
+                required("details.dose_unit", &s.dose_unit, text::UNIT_CHARS, One)?;
                 if s.pre_harvest_interval_days > 365 {
                     return Err(CoreError::invalid(
                         "invalid_pre_harvest_interval",
                         "pre_harvest_interval_days must be at most 365",
                     ));
                 }
-                Ok(())
+                optional("details.target", s.target.as_deref(), 200, One)
             }
-            RecordDetails::Irrigation(i) => optional_positive("volume_m3", i.volume_m3),
+            RecordDetails::Irrigation(i) => {
+                optional("details.method", i.method.as_deref(), 200, One)?;
+                optional("details.water_source", i.water_source.as_deref(), 200, One)?;
+                amount("details.volume_m3", i.volume_m3)
+            }
             RecordDetails::Harvest(h) => {
-                positive("quantity", h.quantity)?;
-                non_empty("unit", &h.unit, 16)
+                positive("details.quantity", h.quantity, MAX_AMOUNT)?;
+                required("details.unit", &h.unit, 16, One)
             }
-            RecordDetails::Processing(p) => non_empty("operation", &p.operation, 100),
+            RecordDetails::Processing(p) => {
+                required("details.operation", &p.operation, 100, One)?;
+                optional("details.note", p.note.as_deref(), NOTE_CHARS, Many)
+            }
             RecordDetails::Packing(p) => {
-                non_empty("package_type", &p.package_type, 100)?;
-                if p.package_count == 0 {
+                required("details.package_type", &p.package_type, 100, One)?;
+                if p.package_count == 0 || p.package_count > MAX_PACKAGES {
                     return Err(CoreError::invalid(
                         "invalid_quantity",
-                        "package_count must be at least 1",
+                        format!("details.package_count must be from 1 to {MAX_PACKAGES}"),
                     ));
                 }
-                optional_positive("net_quantity_per_package", p.net_quantity_per_package)
+                amount(
+                    "details.net_quantity_per_package",
+                    p.net_quantity_per_package,
+                )?;
+                optional("details.unit", p.unit.as_deref(), text::UNIT_CHARS, One)
             }
             RecordDetails::Inspection(i) => validate_inspection(i),
-            RecordDetails::Shipping(s) => optional_positive("quantity", s.quantity),
-            RecordDetails::Receiving(r) => optional_positive("quantity", r.quantity),
-            RecordDetails::Note(n) => non_empty("text", &n.text, 2000),
-            RecordDetails::Recall(r) => non_empty("reason", &r.reason, 500),
+            RecordDetails::Shipping(s) => {
+                optional("details.carrier", s.carrier.as_deref(), 200, One)?;
+                optional("details.vehicle_plate", s.vehicle_plate.as_deref(), 20, One)?;
+                amount("details.quantity", s.quantity)?;
+                optional("details.unit", s.unit.as_deref(), text::UNIT_CHARS, One)
+            }
+            RecordDetails::Receiving(r) => {
+                amount("details.quantity", r.quantity)?;
+                optional("details.unit", r.unit.as_deref(), text::UNIT_CHARS, One)?;
+                optional(
+                    "details.condition",
+                    r.condition.as_deref(),
+                    text::REASON_CHARS,
+                    Many,
+                )
+            }
+            RecordDetails::Note(n) => required("details.text", &n.text, NOTE_CHARS, Many),
+            RecordDetails::Recall(r) => {
+                required("details.reason", &r.reason, text::REASON_CHARS, Many)
+            }
             RecordDetails::Correction(c) => {
-                non_empty("reason", &c.reason, 500)?;
+                required("details.reason", &c.reason, text::REASON_CHARS, Many)?;
                 match c.replacement.as_deref() {
                     Some(RecordDetails::Correction(_) | RecordDetails::Recall(_)) => {
                         Err(CoreError::invalid(
@@ -306,20 +353,8 @@ impl RecordDetails {
     }
 }
 
-fn positive(field: &str, v: f64) -> CoreResult<()> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(CoreError::invalid(
-            "invalid_number",
-            format!("{field} must be a positive number"),
-        ))
-    }
-}
-
-fn optional_positive(field: &str, v: Option<f64>) -> CoreResult<()> {
-    v.map_or(Ok(()), |v| positive(field, v))
-}
+/// The most packages one packing record counts.
+pub const MAX_PACKAGES: u32 = 10_000_000;
 
 /// 农药登记证号: two or three capital letters then six to eight digits (PD20080001, LS20120345, WP20090123).
 pub fn validate_pesticide_registration(number: &str) -> CoreResult<()> {
@@ -360,18 +395,23 @@ fn validate_inspection(i: &Inspection) -> CoreResult<()> {
             "an inspection has 1–500 items",
         ));
     }
-    for item in &i.items {
-        non_empty("item name", &item.name, 100)?;
-        if !(item.value.is_finite()
-            && item.value >= 0.0
-            && item.limit.is_finite()
-            && item.limit >= 0.0)
-        {
-            return Err(CoreError::invalid(
-                "invalid_number",
-                format!("{}: value and limit must be numbers ≥ 0", item.name),
-            ));
-        }
+    text::optional(
+        "details.report_number",
+        i.report_number.as_deref(),
+        100,
+        text::Lines::One,
+    )?;
+    for (n, item) in i.items.iter().enumerate() {
+        let field = |name: &str| format!("details.items[{n}].{name}");
+        text::required(&field("name"), &item.name, 100, text::Lines::One)?;
+        text::required(
+            &field("unit"),
+            &item.unit,
+            text::UNIT_CHARS,
+            text::Lines::One,
+        )?;
+        text::number(&field("value"), item.value, 0.0, text::MAX_AMOUNT)?;
+        text::number(&field("limit"), item.limit, 0.0, text::MAX_AMOUNT)?;
         let expected = if item.value <= item.limit {
             Verdict::Pass
         } else {
@@ -431,9 +471,19 @@ pub struct NewRecord {
     pub event_time: DateTime<Utc>,
     pub site_id: Option<SiteId>,
     pub details: RecordDetails,
-    /// Ids of attached media (photos), at most 20.
+    /// Attached photos, at most 20, each `image:<id>`: an image the platform stores
+    /// (`GET /api/v1/images/{id}`) from a site of the writer's organisation.
     #[serde(default)]
     pub attachments: Vec<String>,
+}
+
+/// The image id an attachment names (`image:<id>`), if it is one.
+pub fn attachment_image_id(attachment: &str) -> Option<i64> {
+    let digits = attachment.strip_prefix("image:")?;
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 impl NewRecord {
@@ -447,14 +497,13 @@ impl NewRecord {
             ));
         }
         for a in &self.attachments {
-            let ok = !a.is_empty()
-                && a.len() <= 128
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b));
-            if !ok {
+            if attachment_image_id(a).is_none() {
                 return Err(CoreError::invalid(
                     "invalid_attachment",
-                    "attachment ids are 1–128 letters, digits or - _ : .",
+                    format!(
+                        "attachments: {:?} is not an attachment id; attachments name stored images as image:<id>",
+                        a.chars().take(64).collect::<String>()
+                    ),
                 ));
             }
         }

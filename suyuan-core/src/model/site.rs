@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::org::{non_empty, validate_division_code};
+use super::org::validate_division_code;
+use super::text::{self, Lines};
 use super::SiteKind;
 use crate::error::{CoreError, CoreResult};
 use crate::{OrgId, SiteId};
@@ -37,11 +38,15 @@ pub struct NewSite {
     pub area_mu: Option<f64>,
 }
 
+/// The largest area of one site in 亩: 10 million 亩 is larger than a county.
+pub const MAX_AREA_MU: f64 = 1e7;
+
 impl NewSite {
     /// Checks the name, the region code and that a location is a real place.
     pub fn validate(&self) -> CoreResult<()> {
-        non_empty("name", &self.name, 200)?;
+        text::required("name", &self.name, text::NAME_CHARS, Lines::One)?;
         validate_division_code(&self.division_code)?;
+        text::optional("address", self.address.as_deref(), 300, Lines::One)?;
         match (self.latitude, self.longitude) {
             (None, None) => {}
             (Some(lat), Some(lon))
@@ -54,10 +59,10 @@ impl NewSite {
             }
         }
         if let Some(a) = self.area_mu {
-            if !(a.is_finite() && a > 0.0) {
+            if !(a.is_finite() && a > 0.0 && a <= MAX_AREA_MU) {
                 return Err(CoreError::invalid(
                     "invalid_area",
-                    "area_mu must be a positive number",
+                    format!("area_mu must be a positive number of at most {MAX_AREA_MU}"),
                 ));
             }
         }

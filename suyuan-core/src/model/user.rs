@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::text::{self, Lines};
 use super::Role;
 use crate::error::{CoreError, CoreResult};
 use crate::{OrgId, UserId};
@@ -46,13 +47,16 @@ impl NewUser {
                 "username must be 3–64 characters of letters, digits, '.', '_' or '-'",
             ));
         }
-        super::org::non_empty("display_name", &self.display_name, 100)?;
+        text::required("display_name", &self.display_name, 100, Lines::One)?;
+        text::optional("phone", self.phone.as_deref(), 32, Lines::One)?;
         if self.password.chars().count() < 8 {
             return Err(CoreError::invalid(
                 "weak_password",
                 "password must have at least 8 characters",
             ));
         }
+        // Long enough for any passphrase; the cap keeps hashing a request cheap.
+        text::text("password", &self.password, 256, Lines::One)?;
         Ok(())
     }
 }

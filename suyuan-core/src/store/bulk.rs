@@ -9,9 +9,10 @@
 //! What it does not do: it bypasses the write-time rules — the access policy, idempotency by client id, the
 //! pre-harvest-interval and inspection rules and their alerts, custody changes on shipping and receiving,
 //! blocked or recalled inputs. The caller must give it consistent data: custody and status as the records
-//! imply, unique client ids and lot codes, event times in order, actors that belong to the organisations they
+//! imply, client ids unique per organisation, unique lot codes, event times in order, actors that belong to the organisations they
 //! act for. Only shapes are checked (lot codes, quantities, record details, transformation shapes, that the
-//! lineage has no cycles).
+//! lineage has no cycles), and that every site and image the load names belongs to the organisation naming
+//! it (what a public page shows must not depend on the caller's care).
 //!
 //! What it does guarantee is the hash chain: each batch's records are chained exactly as
 //! [`super::records`] appends them (`seq` from 1, `prev_hash`, `hash` from [`crate::chain::record_hash`] over
@@ -134,6 +135,7 @@ pub fn load(db: &Database, data: &BulkLoad) -> CoreResult<Loaded> {
 /// [`load`] inside the caller's transaction.
 pub fn load_in(conn: &mut DbConnection, data: &BulkLoad) -> CoreResult<Loaded> {
     check_shapes(data)?;
+    check_references(conn, data)?;
     let batch_ids = reserve_ids(conn, IdTable::Batches, data.batches.len())?;
     let transformation_ids =
         reserve_ids(conn, IdTable::Transformations, data.transformations.len())?;
@@ -386,6 +388,41 @@ fn check_shapes(data: &BulkLoad) -> CoreResult<()> {
         }
         validate_event_time(rec.event_time)?;
         rec.details.validate()?;
+    }
+    Ok(())
+}
+
+/// Every site and image the load names belongs to the organisation that names it (a batch's origin, a
+/// transformation's or a record's site, a record's attached images), as capture requires: a load must not
+/// make a batch's public page show another organisation's plot or photos.
+fn check_references(conn: &mut DbConnection, data: &BulkLoad) -> CoreResult<()> {
+    let sites = data
+        .batches
+        .iter()
+        .filter_map(|x| x.origin_site_id)
+        .chain(data.transformations.iter().filter_map(|x| x.site_id))
+        .chain(data.records.iter().filter_map(|x| x.site_id))
+        .map(|s| s.0)
+        .collect::<std::collections::HashSet<i64>>();
+    let mut images = Vec::new();
+    for (k, rec) in data.records.iter().enumerate() {
+        for a in &rec.attachments {
+            images.push(attachment_image_id(a).ok_or_else(|| {
+                bad(format!(
+                    "record {k}: {a:?} is not an attachment id (image:<id>)"
+                ))
+            })?);
+        }
+    }
+    let refs = super::records::References::of(conn, sites.into_iter().collect(), images)?;
+    for x in &data.batches {
+        refs.check_site(x.org_id, x.origin_site_id)?;
+    }
+    for x in &data.transformations {
+        refs.check_site(x.org_id, x.site_id)?;
+    }
+    for x in &data.records {
+        refs.check(x.org_id, x.site_id, &x.attachments)?;
     }
     Ok(())
 }

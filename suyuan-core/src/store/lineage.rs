@@ -145,6 +145,7 @@ pub fn transform(
         .map_err(|e| CoreError::Internal(e.to_string()))?;
     let client_id = new.client_id.to_string();
     let existing: Option<(i64, String)> = on_backend!(conn, c => t::transformations
+        .filter(t::org_id.eq(actor.org_id.0))
         .filter(t::client_id.eq(&client_id))
         .select((t::id, t::request))
         .first(c)
@@ -199,9 +200,13 @@ pub fn transform(
             ));
         }
     }
-    if let Some(site) = new.site_id {
-        super::sites::get_site(conn, site)?;
-    }
+    // Where it was done: a site of the organisation doing it (its outputs' first records name it).
+    records::References::of(
+        conn,
+        new.site_id.map(|s| s.0).into_iter().collect(),
+        Vec::new(),
+    )?
+    .check_site(actor.org_id, new.site_id)?;
 
     let now = now_millis();
     let tid: i64 = on_backend!(conn, c => diesel::insert_into(t::transformations)

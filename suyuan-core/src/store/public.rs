@@ -117,27 +117,22 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
             .records
             .into_iter()
             .filter(|r| r.state != CorrectionState::Retracted)
-            .map(|r| PublicRecord {
-                event_time: r.record.event_time,
-                organisation: orgs
-                    .get(&r.record.org_id.0)
-                    .map(|o| o.name.clone())
-                    .unwrap_or_default(),
-                site: r
-                    .record
-                    .site_id
-                    .and_then(|s| sites.get(&s.0))
-                    .map(|s| s.name.clone()),
-                site_id: r.record.site_id,
-                site_kind: r
-                    .record
-                    .site_id
-                    .and_then(|s| sites.get(&s.0))
-                    .map(|s| s.kind),
-                details: r.record.details,
-                flags: r.record.flags,
-                state: r.state,
-                corrections: r.corrections.into_iter().map(|c| c.reason).collect(),
+            .map(|r| {
+                let site = own_site(&sites, r.record.site_id, r.record.org_id);
+                PublicRecord {
+                    event_time: r.record.event_time,
+                    organisation: orgs
+                        .get(&r.record.org_id.0)
+                        .map(|o| o.name.clone())
+                        .unwrap_or_default(),
+                    site: site.map(|s| s.name.clone()),
+                    site_id: site.map(|s| s.id),
+                    site_kind: site.map(|s| s.kind),
+                    details: r.record.details,
+                    flags: r.record.flags,
+                    state: r.state,
+                    corrections: r.corrections.into_iter().map(|c| c.reason).collect(),
+                }
             })
             .collect();
         out.push(PublicBatch {
@@ -149,7 +144,8 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
             producer,
             status: traced.batch.status,
             status_reason: traced.batch.status_reason,
-            origin_site_id: traced.batch.origin_site_id,
+            origin_site_id: own_site(&sites, traced.batch.origin_site_id, traced.batch.org_id)
+                .map(|s| s.id),
             depth: traced.depth,
             records,
         });
@@ -163,6 +159,18 @@ pub fn story(conn: &mut DbConnection, id: BatchId) -> CoreResult<PublicStory> {
         batch,
         upstream: out,
     })
+}
+
+/// The site a record or batch names, if it is a site of the organisation that wrote it. Capture refuses any
+/// other (see `records::References`); this keeps rows stored before that check, or written around it, from
+/// putting another organisation's plot, and through it its camera photos and temperatures, on a page.
+fn own_site(
+    sites: &HashMap<i64, Site>,
+    site: Option<crate::SiteId>,
+    org: crate::OrgId,
+) -> Option<&Site> {
+    site.and_then(|s| sites.get(&s.0))
+        .filter(|s| s.org_id == org)
 }
 
 /// The batch a GS1 Digital Link names: the product with this GTIN (any of GTIN-8/12/13/14, compared as

@@ -47,7 +47,7 @@ pub fn capture(
     let details = to_json_text(&new.details)?;
     let attachments = to_json_text(&new.attachments)?;
     let client_id = new.client_id.to_string();
-    if let Some(stored) = find_by_client_id(conn, &client_id)? {
+    if let Some(stored) = find_by_client_id(conn, actor.org_id, &client_id)? {
         let same = stored.batch_id == batch_id.0
             && stored.event_time == new.event_time.timestamp_millis()
             && stored.site_id == new.site_id.map(|s| s.0)
@@ -60,16 +60,14 @@ pub fn capture(
                 created: false,
             });
         }
-        return Err(CoreError::Conflict {
-            code: "record_conflict",
-            message: format!("a different record was already stored under client_id {client_id}"),
-            details: Some(serde_json::json!({ "stored": stored, "submitted": new })),
-        });
+        // The stored record is the organisation's own, but its batch may since have moved out of reach.
+        let readable = stored.batch_id == batch_id
+            || readable_batches(conn, actor, &[stored.batch_id.0])?.contains(&stored.batch_id.0);
+        return Err(conflict(new, readable.then_some(stored)));
     }
 
-    if let Some(site) = new.site_id {
-        super::sites::get_site(conn, site)?;
-    }
+    let refs = References::load(conn, std::slice::from_ref(new))?;
+    refs.check(actor.org_id, new.site_id, &new.attachments)?;
     let effects = rules(conn, actor, &batch, new)?;
     let supersedes_id = match &new.details {
         RecordDetails::Correction(c) => Some(c.supersedes.0),
@@ -99,6 +97,176 @@ pub fn capture(
         record: stored.into_model()?,
         created: true,
     })
+}
+
+/// What the sites and images that records name belong to: site id → organisation, image id → the
+/// organisation of the site it was taken at. Ids that do not exist are absent.
+#[derive(Debug, Default)]
+pub(crate) struct References {
+    pub sites: HashMap<i64, i64>,
+    pub images: HashMap<i64, i64>,
+}
+
+impl References {
+    /// Reads what the records' sites and attachments belong to (a query per thousand ids, none for none).
+    pub(crate) fn load(conn: &mut DbConnection, records: &[NewRecord]) -> CoreResult<References> {
+        let sites: Vec<i64> = records
+            .iter()
+            .filter_map(|r| r.site_id.map(|s| s.0))
+            .collect();
+        let images: Vec<i64> = records
+            .iter()
+            .flat_map(|r| r.attachments.iter().filter_map(|a| attachment_image_id(a)))
+            .collect();
+        Self::of(conn, sites, images)
+    }
+
+    /// Reads what these sites and images belong to.
+    pub(crate) fn of(
+        conn: &mut DbConnection,
+        mut site_ids: Vec<i64>,
+        mut image_ids: Vec<i64>,
+    ) -> CoreResult<References> {
+        use crate::schema::{device_images::dsl as di, sites::dsl as s};
+        image_ids.sort_unstable();
+        image_ids.dedup();
+        let mut images = HashMap::new();
+        let mut image_sites = HashMap::new();
+        for chunk in image_ids.chunks(1000) {
+            let found: Vec<(i64, i64)> = on_backend!(conn, c => di::device_images
+                .filter(di::id.eq_any(chunk))
+                .select((di::id, di::site_id))
+                .load(c))?;
+            site_ids.extend(found.iter().map(|(_, site)| *site));
+            image_sites.extend(found);
+        }
+        site_ids.sort_unstable();
+        site_ids.dedup();
+        let mut sites = HashMap::new();
+        for chunk in site_ids.chunks(1000) {
+            let found: Vec<(i64, i64)> = on_backend!(conn, c => s::sites
+                .filter(s::id.eq_any(chunk))
+                .select((s::id, s::org_id))
+                .load(c))?;
+            sites.extend(found);
+        }
+        for (image, site) in image_sites {
+            if let Some(&org) = sites.get(&site) {
+                images.insert(image, org);
+            }
+        }
+        Ok(References { sites, images })
+    }
+
+    /// A record may name only its writer's sites and images. The one reference to another organisation a
+    /// record makes is a shipment's destination (`to_org_id`, `to_site_id`): that is the custody hand-over
+    /// itself, checked by the rules; the receiver then records at a site of its own.
+    ///
+    /// A site or image that does not exist answers 404, like any id that names nothing; one of another
+    /// organisation answers 422 `foreign_site` / `foreign_attachment`, as a batch's foreign origin site
+    /// does: the request is understood, what it names exists, but the writer may not use it. (Which site
+    /// ids exist is no secret: scan pages show the sites of their records.)
+    pub(crate) fn check(
+        &self,
+        writer: OrgId,
+        site: Option<crate::SiteId>,
+        attachments: &[String],
+    ) -> CoreResult<()> {
+        self.check_site(writer, site)?;
+        for a in attachments {
+            let Some(image) = attachment_image_id(a) else {
+                return Err(CoreError::invalid(
+                    "invalid_attachment",
+                    "attachments name stored images as image:<id>",
+                ));
+            };
+            match self.images.get(&image) {
+                None => return Err(CoreError::NotFound { what: "image" }),
+                Some(&org) if org != writer.0 => {
+                    return Err(CoreError::invalid(
+                        "foreign_attachment",
+                        format!(
+                            "attachments: image {image} was taken at a site of another organisation"
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The site part of [`References::check`], for transformations and loads too.
+    pub(crate) fn check_site(&self, writer: OrgId, site: Option<crate::SiteId>) -> CoreResult<()> {
+        let Some(site) = site else { return Ok(()) };
+        match self.sites.get(&site.0) {
+            None => Err(CoreError::NotFound { what: "site" }),
+            Some(&org) if org != writer.0 => Err(CoreError::invalid(
+                "foreign_site",
+                format!("site_id: site {} is a site of another organisation", site.0),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// The 409 for a client id the writer's organisation already used for another record. Client ids are
+/// unique per organisation, so the stored record is always one the organisation wrote; it is shown only
+/// when the caller may still read its batch (`stored` is null otherwise).
+fn conflict(new: &NewRecord, stored: Option<Record>) -> CoreError {
+    let message = match stored {
+        Some(_) => format!(
+            "a different record was already stored under client_id {}",
+            new.client_id
+        ),
+        None => format!(
+            "client_id {} was already used by your organisation, on a batch you may no longer read",
+            new.client_id
+        ),
+    };
+    CoreError::Conflict {
+        code: "record_conflict",
+        message,
+        details: Some(serde_json::json!({ "stored": stored, "submitted": new })),
+    }
+}
+
+/// Which of these batches the actor may read (see [`policy::can_read_batch`]); one query, two for
+/// inspectors.
+fn readable_batches(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    ids: &[i64],
+) -> CoreResult<std::collections::HashSet<i64>> {
+    use crate::schema::inspection_requests::dsl as ir;
+    let mut out = std::collections::HashSet::new();
+    for chunk in ids.chunks(1000) {
+        let rows = on_backend!(conn, c => b::batches
+            .filter(b::id.eq_any(chunk))
+            .select(BatchRow::as_select())
+            .load(c))?;
+        let asked: std::collections::HashSet<i64> = if actor.role == Role::Inspector {
+            on_backend!(conn, c => ir::inspection_requests
+                .filter(ir::lab_org_id.eq(actor.org_id.0))
+                .filter(ir::batch_id.eq_any(chunk))
+                .select(ir::batch_id)
+                .load::<i64>(c))?
+            .into_iter()
+            .collect()
+        } else {
+            Default::default()
+        };
+        for row in rows {
+            let batch = row.into_model()?;
+            let rel = policy::BatchRelation {
+                inspection_requested: asked.contains(&batch.id.0),
+            };
+            if policy::can_read_batch(actor, &batch, rel) {
+                out.insert(batch.id.0);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Hashes and inserts a record row at the head of its batch's chain and advances the head.
@@ -207,10 +375,12 @@ struct SyncState {
     stored_count: HashMap<i64, i64>,
     /// Batches whose lab (the actor's organisation) was asked to inspect them.
     inspection_requested: std::collections::HashSet<i64>,
-    /// Stored or chained records by client id.
+    /// The organisation's stored or chained records by client id.
     known: HashMap<String, RecordRow>,
-    /// Sites that exist, among those the items name.
-    sites: std::collections::HashSet<i64>,
+    /// Batches of known records that the actor may read (a conflict shows the stored record only then).
+    readable: std::collections::HashSet<i64>,
+    /// What the sites and images the items name belong to.
+    refs: References,
     /// Chained records not stored yet, with their item's index.
     pending: Vec<(usize, RecordRow)>,
     /// Items that resend a record still pending: answered once it is stored (and has an id).
@@ -222,7 +392,7 @@ fn sync_in(
     actor: &Actor,
     items: &[SyncItem],
 ) -> CoreResult<Vec<SyncOutcome>> {
-    use crate::schema::{inspection_requests::dsl as ir, sites::dsl as s};
+    use crate::schema::inspection_requests::dsl as ir;
     let mut ids: Vec<i64> = items.iter().map(|i| i.batch_id.0).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -243,23 +413,30 @@ fn sync_in(
     let mut known = HashMap::new();
     for chunk in client_ids.chunks(500) {
         let rows = on_backend!(conn, c => r::records
+            .filter(r::org_id.eq(actor.org_id.0))
             .filter(r::client_id.eq_any(chunk))
             .select(RecordRow::as_select())
             .load(c))?;
         known.extend(rows.into_iter().map(|row| (row.client_id.clone(), row)));
     }
-    let mut site_ids: Vec<i64> = items
+    let site_ids = items
         .iter()
         .filter_map(|i| i.record.site_id.map(|x| x.0))
         .collect();
-    site_ids.sort_unstable();
-    site_ids.dedup();
-    let mut sites = std::collections::HashSet::new();
-    for chunk in site_ids.chunks(1000) {
-        let found: Vec<i64> =
-            on_backend!(conn, c => s::sites.filter(s::id.eq_any(chunk)).select(s::id).load(c))?;
-        sites.extend(found);
-    }
+    let image_ids = items
+        .iter()
+        .flat_map(|i| {
+            i.record
+                .attachments
+                .iter()
+                .filter_map(|a| attachment_image_id(a))
+        })
+        .collect();
+    let refs = References::of(conn, site_ids, image_ids)?;
+    let mut known_batches: Vec<i64> = known.values().map(|row| row.batch_id).collect();
+    known_batches.sort_unstable();
+    known_batches.dedup();
+    let readable = readable_batches(conn, actor, &known_batches)?;
     let mut st = SyncState {
         stored_count: batches
             .iter()
@@ -268,7 +445,8 @@ fn sync_in(
         batches,
         inspection_requested,
         known,
-        sites,
+        readable,
+        refs,
         pending: Vec::new(),
         resends: Vec::new(),
     };
@@ -351,13 +529,16 @@ fn sync_plain(
                 st.resends.push(index);
                 return Ok(None);
             }
-            return Ok(Some(resend(stored, item, &details, &attachments)?));
+            let readable = st.readable.contains(&stored.batch_id);
+            return Ok(Some(resend(
+                stored,
+                item,
+                &details,
+                &attachments,
+                readable,
+            )?));
         }
-        if let Some(site) = new.site_id {
-            if !st.sites.contains(&site.0) {
-                return Err(CoreError::NotFound { what: "site" });
-            }
-        }
+        st.refs.check(actor.org_id, new.site_id, &new.attachments)?;
         let mut row = RecordRow {
             id: 0,
             client_id: client_id.clone(),
@@ -381,6 +562,7 @@ fn sync_plain(
             batch.record_count = row.seq;
             batch.head_hash.clone_from(&row.hash);
         }
+        st.readable.insert(row.batch_id);
         st.known.insert(client_id, row.clone());
         st.pending.push((index, row));
         Ok(None)
@@ -392,12 +574,13 @@ fn sync_plain(
 }
 
 /// The answer to a record whose client id is taken: the stored record when it is the same, else a conflict
-/// (as in [`capture`]).
+/// (as in [`capture`]) that shows the stored record only when its batch is `readable`.
 fn resend(
     stored: &RecordRow,
     item: &SyncItem,
     details: &str,
     attachments: &str,
+    readable: bool,
 ) -> CoreResult<SyncOutcome> {
     let new = &item.record;
     let same = stored.batch_id == item.batch_id.0
@@ -409,14 +592,7 @@ fn resend(
     if same {
         return Ok(answered(new.client_id, false, record));
     }
-    Err(CoreError::Conflict {
-        code: "record_conflict",
-        message: format!(
-            "a different record was already stored under client_id {}",
-            new.client_id
-        ),
-        details: Some(serde_json::json!({ "stored": record, "submitted": new })),
-    })
+    Err(conflict(new, readable.then_some(record)))
 }
 
 /// One item through [`capture`] in a savepoint (retried once when a concurrent writer stored its client id
@@ -439,7 +615,10 @@ fn sync_full(
     }
     let client_id = item.record.client_id.to_string();
     if let std::collections::hash_map::Entry::Vacant(slot) = st.known.entry(client_id) {
-        if let Some(row) = find_by_client_id(conn, slot.key())? {
+        if let Some(row) = find_by_client_id(conn, actor.org_id, slot.key())? {
+            if readable_batches(conn, actor, &[row.batch_id])?.contains(&row.batch_id) {
+                st.readable.insert(row.batch_id);
+            }
             slot.insert(row);
         }
     }
@@ -511,7 +690,8 @@ fn flush_pending(
                         })?;
                     let details = to_json_text(&item.record.details)?;
                     let attachments = to_json_text(&item.record.attachments)?;
-                    resend(stored, item, &details, &attachments)
+                    // Stored by this sync, on a batch the actor writes to.
+                    resend(stored, item, &details, &attachments, true)
                 })();
                 out[index] = Some(match answer {
                     Ok(a) => a,
@@ -673,10 +853,18 @@ fn advance_heads(conn: &mut DbConnection, advances: &[HeadAdvance]) -> CoreResul
     Ok(())
 }
 
-fn find_by_client_id(conn: &mut DbConnection, client_id: &str) -> CoreResult<Option<RecordRow>> {
-    Ok(
-        on_backend!(conn, c => r::records.filter(r::client_id.eq(client_id)).select(RecordRow::as_select()).first(c).optional())?,
-    )
+/// The record an organisation stored under a client id (client ids are the organisation's own).
+fn find_by_client_id(
+    conn: &mut DbConnection,
+    org: OrgId,
+    client_id: &str,
+) -> CoreResult<Option<RecordRow>> {
+    Ok(on_backend!(conn, c => r::records
+        .filter(r::org_id.eq(org.0))
+        .filter(r::client_id.eq(client_id))
+        .select(RecordRow::as_select())
+        .first(c)
+        .optional())?)
 }
 
 /// One record by id.
@@ -711,6 +899,64 @@ pub fn history_of_many(
         }
     }
     Ok(out)
+}
+
+/// One page of a batch's records in chain order, exactly as stored: `limit` records with a `seq` greater
+/// than `after`; `next_after` is the last one's `seq`.
+pub fn history_page(
+    conn: &mut DbConnection,
+    batch: BatchId,
+    page: super::Page,
+) -> CoreResult<super::Paged<Record>> {
+    let limit = page.limit()?;
+    let rows = on_backend!(conn, c => r::records
+        .filter(r::batch_id.eq(batch.0))
+        .filter(r::seq.gt(page.after()))
+        .order(r::seq)
+        .limit(limit + 1)
+        .select(RecordRow::as_select())
+        .load(c))?;
+    Ok(super::Paged::from_fetched(
+        models(rows, RecordRow::into_model)?,
+        limit,
+        |x| x.seq,
+    ))
+}
+
+/// One page of a batch's records in the corrected view: `limit` records other than corrections with a
+/// `seq` greater than `after`, each with every correction applied to it, wherever in the chain that
+/// correction is; `next_after` is the last one's `seq`.
+pub fn corrected_page(
+    conn: &mut DbConnection,
+    batch: BatchId,
+    page: super::Page,
+) -> CoreResult<super::Paged<CorrectedRecord>> {
+    let limit = page.limit()?;
+    let correction = RecordKind::Correction.as_str();
+    let rows = on_backend!(conn, c => r::records
+        .filter(r::batch_id.eq(batch.0))
+        .filter(r::kind.ne(correction))
+        .filter(r::seq.gt(page.after()))
+        .order(r::seq)
+        .limit(limit + 1)
+        .select(RecordRow::as_select())
+        .load(c))?;
+    let page_rows = super::Paged::from_fetched(rows, limit, |x| x.seq);
+    let ids: Vec<i64> = page_rows.items.iter().map(|x| x.id).collect();
+    let mut all = page_rows.items;
+    if !ids.is_empty() {
+        all.extend(on_backend!(conn, c => r::records
+            .filter(r::batch_id.eq(batch.0))
+            .filter(r::kind.eq(correction))
+            .filter(r::supersedes_id.eq_any(&ids))
+            .select(RecordRow::as_select())
+            .load(c))?);
+    }
+    all.sort_by_key(|x| x.seq);
+    Ok(super::Paged {
+        items: corrected_view(models(all, RecordRow::into_model)?),
+        next_after: page_rows.next_after,
+    })
 }
 
 /// A batch's records in the corrected view.

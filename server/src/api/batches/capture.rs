@@ -14,8 +14,10 @@ use crate::state::AppState;
     (status = 200, body = Record, description = "already stored: the same record was sent before"),
     (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody),
-    (status = 409, body = ErrorBody, description = "a different record holds this client_id; details has both"),
-    (status = 422, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "a different record of the caller's organisation holds this \
+      client_id; details has both (stored is null when its batch is no longer readable)"),
+    (status = 422, body = ErrorBody, description = "invalid details (field_too_long, invalid_characters, \
+      invalid_number, …), or a site or image of another organisation (foreign_site, foreign_attachment)"),
 ), security(("bearer" = [])))]
 #[post("/batches/{id}/records")]
 pub async fn capture(

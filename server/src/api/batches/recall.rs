@@ -13,6 +13,7 @@ use crate::state::AppState;
     (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody, description = "already recalled"),
+    (status = 422, body = ErrorBody, description = "missing, over-long reason or control characters in it"),
 ), security(("bearer" = [])))]
 #[post("/batches/{id}/recall")]
 pub async fn recall(
@@ -22,7 +23,9 @@ pub async fn recall(
     body: web::Json<NewRecall>,
 ) -> ApiResult<HttpResponse> {
     let id = BatchId(id.into_inner());
-    let reason = body.into_inner().reason;
+    let body = body.into_inner();
+    body.validate()?;
+    let reason = body.reason;
     let out = blocking(&state, move |db| {
         db.write(|c| recalls::recall(c, &actor, id, &reason))
     })

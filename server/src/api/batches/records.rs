@@ -1,8 +1,11 @@
-//! `GET /api/v1/batches/{id}/records`: the corrected view, or with `?history=true` every record as stored.
+//! `GET /api/v1/batches/{id}/records`: the corrected view, or with `?history=true` every record as stored, a
+//! page at a time in chain order (`limit` 1–200, default 50; `after` the previous page's `next_after`, which
+//! is the `seq` of its last record).
 
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 use suyuan_core::model::{CorrectedRecord, Record};
+use suyuan_core::store::{Page, Paged};
 use suyuan_core::{store::batches, store::records, BatchId};
 use utoipa::IntoParams;
 
@@ -10,18 +13,26 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{blocking, Caller};
 use crate::state::AppState;
 
-/// Which view.
+/// Which view, and which page of it.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     /// Every record in chain order, corrections included, exactly as stored.
     #[serde(default)]
     pub history: bool,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    /// The `next_after` of the previous page: the `seq` of its last record.
+    pub after: Option<i64>,
 }
 
 #[utoipa::path(tag = "records", params(("id" = i64, Path), RecordsQuery), responses(
-    (status = 200, body = Vec<CorrectedRecord>, description = "corrected view (history=false) or Vec<Record> (history=true)"),
+    (status = 200, body = Paged<CorrectedRecord>, description = "a page of the corrected view (history=false: \
+      records other than corrections, each with its corrections applied) or, with history=true, a \
+      Paged<Record> of every record as stored; in chain order (`seq`), `next_after` absent on the last page"),
+    (status = 401, body = ErrorBody),
     (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody, description = "limit outside 1–200 (invalid_page)"),
 ), security(("bearer" = [])))]
 #[get("/batches/{id}/records")]
 pub async fn list(
@@ -31,21 +42,25 @@ pub async fn list(
     q: web::Query<RecordsQuery>,
 ) -> ApiResult<HttpResponse> {
     let id = BatchId(id.into_inner());
-    let history = q.history;
-    if history {
-        let out: Vec<Record> = blocking(&state, move |db| {
+    let q = q.into_inner();
+    let page = Page {
+        limit: q.limit,
+        after: q.after,
+    };
+    if q.history {
+        let out: Paged<Record> = blocking(&state, move |db| {
             db.read(|c| {
                 batches::get_for(c, &actor, id)?;
-                records::history(c, id)
+                records::history_page(c, id, page)
             })
         })
         .await?;
         Ok(HttpResponse::Ok().json(out))
     } else {
-        let out: Vec<CorrectedRecord> = blocking(&state, move |db| {
+        let out: Paged<CorrectedRecord> = blocking(&state, move |db| {
             db.read(|c| {
                 batches::get_for(c, &actor, id)?;
-                records::corrected(c, id)
+                records::corrected_page(c, id, page)
             })
         })
         .await?;

@@ -34,6 +34,7 @@ pub async fn void(
     body: web::Json<VoidRequest>,
 ) -> ApiResult<HttpResponse> {
     let req = body.into_inner();
+    suyuan_core::model::validate_void_reason(&req.reason)?;
     let voided = blocking(&state, move |db| {
         db.write(|c| {
             let label = super::label_ref(c, &req.label)?;

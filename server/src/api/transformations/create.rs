@@ -12,7 +12,9 @@ use crate::state::AppState;
     (status = 201, body = Transformation),
     (status = 403, body = ErrorBody),
     (status = 409, body = ErrorBody, description = "recalled input, lot code taken, or a different transformation under this client_id"),
-    (status = 422, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "an input batch, a product or the site does not exist"),
+    (status = 422, body = ErrorBody, description = "invalid shape or quantities, a product of another organisation \
+      (foreign_product) or a site of another organisation (foreign_site)"),
 ), security(("bearer" = [])))]
 #[post("/transformations")]
 pub async fn create(
