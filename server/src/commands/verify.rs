@@ -121,20 +121,39 @@ fn label(args: &LabelArgs) -> anyhow::Result<bool> {
     Ok(verdict == "genuine")
 }
 
-fn chain(args: ChainArgs) -> anyhow::Result<bool> {
+/// Everything `suyuan verify chain` found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FullReport {
+    #[serde(flatten)]
+    pub chains: verify::ChainReport,
+    /// Each anchor checked.
+    pub anchors: Vec<AnchorOutcome>,
+    /// No issue and every anchor trustworthy.
+    pub intact: bool,
+}
+
+/// Checks the chains, the derived columns and the anchors, without printing.
+pub fn check_chain(args: &ChainArgs, progress: impl FnMut(u64)) -> anyhow::Result<FullReport> {
     let db = args.data.open()?;
+    let mut chains = db.read(|c| verify::verify_chains(c, progress))?;
+    let anchors = check_anchors(&db, args, &mut chains.issues)?;
+    let intact = chains.issues.is_empty() && anchors.iter().all(|o| o.problem.is_none());
+    Ok(FullReport {
+        chains,
+        anchors,
+        intact,
+    })
+}
+
+fn chain(args: ChainArgs) -> anyhow::Result<bool> {
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}")?);
-    let mut report =
-        db.read(|c| verify::verify_chains(c, |n| bar.set_message(format!("{n} records checked"))))?;
+    let full = check_chain(&args, |n| bar.set_message(format!("{n} records checked")))?;
     bar.finish_and_clear();
-    let outcomes = check_anchors(&db, &args, &mut report.issues)?;
+    let (report, outcomes) = (&full.chains, &full.anchors);
     let anchors_ok = outcomes.iter().all(|o| o.problem.is_none());
     if args.json {
-        let mut value = serde_json::to_value(&report)?;
-        value["anchors"] = serde_json::to_value(&outcomes)?;
-        value["intact"] = serde_json::Value::Bool(report.issues.is_empty() && anchors_ok);
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&full)?);
     } else {
         println!(
             "checked {} records in {} batches",
@@ -154,7 +173,7 @@ fn chain(args: ChainArgs) -> anyhow::Result<bool> {
                 _ => println!("{what} batch {}: {}", issue.batch_id, issue.problem),
             }
         }
-        for o in &outcomes {
+        for o in outcomes {
             match &o.problem {
                 Some(problem) => println!("ANCHOR {}: {problem}", o.source),
                 None => println!(
@@ -181,7 +200,7 @@ fn chain(args: ChainArgs) -> anyhow::Result<bool> {
             );
         }
     }
-    Ok(report.issues.is_empty() && anchors_ok)
+    Ok(full.intact)
 }
 
 /// Checks every anchor: the files given, those under `DATA/anchors`, those in the database (the same
