@@ -141,7 +141,11 @@ impl LabelSigningKey {
 
     /// Signs an anchor of the record chains: [`ANCHOR_TAG`], this key's id byte, then `statement`.
     pub fn sign_anchor(&self, statement: &[u8]) -> LabelSignature {
-        LabelSignature(self.key.sign(&anchor_message(self.id, statement)).to_bytes())
+        LabelSignature(
+            self.key
+                .sign(&anchor_message(self.id, statement))
+                .to_bytes(),
+        )
     }
 }
 

@@ -129,7 +129,8 @@ impl BatchState {
     /// The columns that differ from `other`, by name, each with (this value, other value) as text.
     pub fn differences(&self, other: &BatchState) -> Vec<(&'static str, String, String)> {
         fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-            v.as_ref().map_or_else(|| "none".to_owned(), |v| v.to_string())
+            v.as_ref()
+                .map_or_else(|| "none".to_owned(), |v| v.to_string())
         }
         let mut out = Vec::new();
         if self.status != other.status {
@@ -178,7 +179,11 @@ mod tests {
     fn a_recall_is_not_lifted_by_a_passed_inspection_nor_replaced_by_a_block() {
         let mut s = BatchState::new(OrgId(1), false);
         let lot = |_| "L1".to_owned();
-        for fx in effects(&inspection(Verdict::Fail), &[INSPECTION_FAILED.into()], OrgId(1)) {
+        for fx in effects(
+            &inspection(Verdict::Fail),
+            &[INSPECTION_FAILED.into()],
+            OrgId(1),
+        ) {
             s.apply(&fx, lot);
         }
         assert_eq!(s.status, BatchStatus::Blocked);
@@ -196,6 +201,9 @@ mod tests {
             }
         }
         assert_eq!(s.status, BatchStatus::Recalled);
-        assert_eq!(s.status_reason.as_deref(), Some("召回 recalled (batch L1): 农残超标"));
+        assert_eq!(
+            s.status_reason.as_deref(),
+            Some("召回 recalled (batch L1): 农残超标")
+        );
     }
 }

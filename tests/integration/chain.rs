@@ -117,9 +117,14 @@ fn mismatches(report: &verify::ChainReport) -> Vec<(i64, String, String, String)
         .issues
         .iter()
         .filter_map(|i| {
-            i.mismatch
-                .as_ref()
-                .map(|m| (i.batch_id, m.column.clone(), m.stored.clone(), m.derived.clone()))
+            i.mismatch.as_ref().map(|m| {
+                (
+                    i.batch_id,
+                    m.column.clone(),
+                    m.stored.clone(),
+                    m.derived.clone(),
+                )
+            })
         })
         .collect()
 }
@@ -138,7 +143,10 @@ fn a_recall_erased_in_the_database_is_reported(app: TestApp) {
     assert_eq!(app.get(&status, None).1["recalled"], true);
     let report = app.db.read(|c| verify::verify_chains(c, |_| {})).unwrap();
     assert!(report.issues.is_empty(), "{:?}", report.issues);
-    assert!(verify_command(&app), "a recalled batch as recorded verifies");
+    assert!(
+        verify_command(&app),
+        "a recalled batch as recorded verifies"
+    );
 
     // Someone with the database's rights erases the recall from the batch row; the chain is untouched.
     app.test_db.raw(&format!(
@@ -154,10 +162,15 @@ fn a_recall_erased_in_the_database_is_reported(app: TestApp) {
         report.issues
     );
     assert!(
-        found.iter().any(|m| m.1 == "status_reason" && m.3.contains("毒死蜱超标")),
+        found
+            .iter()
+            .any(|m| m.1 == "status_reason" && m.3.contains("毒死蜱超标")),
         "{found:?}"
     );
-    assert!(!verify_command(&app), "the command fails on the erased recall");
+    assert!(
+        !verify_command(&app),
+        "the command fails on the erased recall"
+    );
     let json = serde_json::to_value(full_report(&app, Path::new("./unused"), Vec::new())).unwrap();
     assert_eq!(json["intact"], false);
     assert!(
@@ -207,7 +220,12 @@ fn a_block_or_custody_changed_in_the_database_is_reported(app: TestApp) {
         "{found:?}"
     );
     assert!(
-        found.contains(&(b, "status_reason".into(), "none".into(), "inspection_failed".into())),
+        found.contains(&(
+            b,
+            "status_reason".into(),
+            "none".into(),
+            "inspection_failed".into()
+        )),
         "{found:?}"
     );
     assert!(
@@ -254,7 +272,12 @@ fn a_block_or_custody_changed_in_the_database_is_reported(app: TestApp) {
 /// A signing key, and an anchor made now: its file under the data folder.
 fn anchor_now(app: &TestApp) -> PathBuf {
     let store = KeyStore::in_data_dir(app.data_dir.path());
-    if app.db.read(suyuan_core::store::labels::active_key).unwrap().is_none() {
+    if app
+        .db
+        .read(suyuan_core::store::labels::active_key)
+        .unwrap()
+        .is_none()
+    {
         keys_cmd::create_in(&app.db, &store, false).unwrap();
     }
     let settings = suyuan_server::minting::MintSettings {
@@ -369,7 +392,11 @@ fn a_forged_anchor_is_reported(app: TestApp) {
     assert_eq!(report.anchors.len(), 1);
     assert_eq!(report.anchors[0].signature, "invalid_signature");
     assert!(
-        report.anchors[0].problem.as_deref().unwrap().contains("forged"),
+        report.anchors[0]
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("forged"),
         "{report:?}"
     );
     let args = chain_args(&app, app.data_dir.path(), Vec::new());

@@ -659,16 +659,42 @@ fn label_quota_is_set_by_operators_and_holds(app: TestApp) {
     let path = quota_path(w.coop);
     // Only operators set quotas: the organisation itself and the regulator are refused.
     for token in [&w.farmer.token, &w.regulator.token] {
-        let (s, e) = app.call("PUT", &path, Some(token), Some(&json!({"quota": 1_000_000})));
+        let (s, e) = app.call(
+            "PUT",
+            &path,
+            Some(token),
+            Some(&json!({"quota": 1_000_000})),
+        );
         assert_eq!((s, e["error"].as_str()), (403, Some("forbidden")), "{e}");
     }
     let (s, e) = app.call("PUT", &path, None, Some(&json!({"quota": 10})));
     assert_eq!(s, 401, "{e}");
-    let (s, e) = app.call("PUT", &path, Some(&w.operator.token), Some(&json!({"quota": -1})));
-    assert_eq!((s, e["error"].as_str()), (422, Some("invalid_quota")), "{e}");
-    let (s, q) = app.call("PUT", &path, Some(&w.operator.token), Some(&json!({"quota": 50})));
+    let (s, e) = app.call(
+        "PUT",
+        &path,
+        Some(&w.operator.token),
+        Some(&json!({"quota": -1})),
+    );
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (422, Some("invalid_quota")),
+        "{e}"
+    );
+    let (s, q) = app.call(
+        "PUT",
+        &path,
+        Some(&w.operator.token),
+        Some(&json!({"quota": 50})),
+    );
     assert_eq!(s, 200, "{q}");
-    assert_eq!((q["quota"].as_i64(), q["used"].as_i64(), q["remaining"].as_i64()), (Some(50), Some(0), Some(50)));
+    assert_eq!(
+        (
+            q["quota"].as_i64(),
+            q["used"].as_i64(),
+            q["remaining"].as_i64()
+        ),
+        (Some(50), Some(0), Some(50))
+    );
     assert_eq!(q["updated_by"], json!(w.operator.actor.user_id));
     // Members read their own quota; another cooperative cannot see it.
     assert_eq!(app.get(&path, Some(&w.farmer.token)).0, 200);
@@ -684,15 +710,31 @@ fn label_quota_is_set_by_operators_and_holds(app: TestApp) {
     assert_eq!(run(30).0, 202);
     // Over the quota: refused with the remaining amount, and nothing reserved.
     let before = app.counts();
-    let next_before = app.db.read(labels::active_key).unwrap().unwrap().next_sequence;
+    let next_before = app
+        .db
+        .read(labels::active_key)
+        .unwrap()
+        .unwrap()
+        .next_sequence;
     let (s, e) = run(21);
-    assert_eq!((s, e["error"].as_str()), (409, Some("label_quota_exceeded")), "{e}");
-    assert!(e["message"].as_str().unwrap().contains("20 remaining"), "{e}");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (409, Some("label_quota_exceeded")),
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("20 remaining"),
+        "{e}"
+    );
     assert_eq!(e["details"]["remaining"], 20, "{e}");
     assert_eq!(e["details"]["requested"], 21, "{e}");
     assert_eq!(app.counts(), before, "a refused run stores nothing");
     assert_eq!(
-        app.db.read(labels::active_key).unwrap().unwrap().next_sequence,
+        app.db
+            .read(labels::active_key)
+            .unwrap()
+            .unwrap()
+            .next_sequence,
         next_before,
         "and reserves no serials"
     );
@@ -700,9 +742,17 @@ fn label_quota_is_set_by_operators_and_holds(app: TestApp) {
     wait_idle(&app);
     assert_eq!(run(20).0, 202);
     let (_, q) = app.get(&path, Some(&w.farmer.token));
-    assert_eq!((q["used"].as_i64(), q["remaining"].as_i64()), (Some(50), Some(0)), "{q}");
+    assert_eq!(
+        (q["used"].as_i64(), q["remaining"].as_i64()),
+        (Some(50), Some(0)),
+        "{q}"
+    );
     let (s, e) = run(1);
-    assert_eq!((s, e["details"]["remaining"].as_i64()), (409, Some(0)), "{e}");
+    assert_eq!(
+        (s, e["details"]["remaining"].as_i64()),
+        (409, Some(0)),
+        "{e}"
+    );
     // Another organisation's runs are not limited by it.
     assert_eq!(
         app.post(
@@ -714,7 +764,12 @@ fn label_quota_is_set_by_operators_and_holds(app: TestApp) {
         202
     );
     // Lifted: no limit, still counted.
-    let (s, q) = app.call("PUT", &path, Some(&w.operator.token), Some(&json!({"quota": null})));
+    let (s, q) = app.call(
+        "PUT",
+        &path,
+        Some(&w.operator.token),
+        Some(&json!({"quota": null})),
+    );
     assert_eq!((s, q["remaining"].clone()), (200, Value::Null), "{q}");
     wait_idle(&app);
     assert_eq!(run(5).0, 202);
@@ -752,7 +807,11 @@ fn too_many_queued_runs_are_refused(app: TestApp) {
     pending_run(&app, w.citrus);
     let before = app.counts();
     let (s, e) = app.post("/api/v1/label-runs", Some(&w.farmer.token), &body);
-    assert_eq!((s, e["error"].as_str()), (429, Some("too_many_label_runs")), "{e}");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (429, Some("too_many_label_runs")),
+        "{e}"
+    );
     assert!(e["message"].as_str().unwrap().contains("at most 2"), "{e}");
     assert_eq!(app.counts(), before);
     // Six more of the processor's: eight on the platform, the overall bound, so a third organisation that
@@ -784,7 +843,11 @@ fn too_many_queued_runs_are_refused(app: TestApp) {
         Some(&w.other_farmer.token),
         &json!({"product_id": vegetables, "count": 10, "layout": "roll-50x30"}),
     );
-    assert_eq!((s, e["error"].as_str()), (429, Some("too_many_label_runs")), "{e}");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (429, Some("too_many_label_runs")),
+        "{e}"
+    );
     assert!(e["message"].as_str().unwrap().contains("at most 8"), "{e}");
     // Once a waiting run has ended (here it failed: its labels no longer count), the cooperative may ask.
     let waiting = app
@@ -792,12 +855,21 @@ fn too_many_queued_runs_are_refused(app: TestApp) {
         .read(|c| labels::list_runs(c, None, suyuan_core::store::Page::FIRST))
         .unwrap()
         .items;
-    let first = waiting.iter().find(|r| r.product_id == w.citrus).unwrap().id;
-    app.db.write(|c| labels::fail_run(c, first, "test")).unwrap();
+    let first = waiting
+        .iter()
+        .find(|r| r.product_id == w.citrus)
+        .unwrap()
+        .id;
+    app.db
+        .write(|c| labels::fail_run(c, first, "test"))
+        .unwrap();
     let (s, e) = app.post("/api/v1/label-runs", Some(&w.farmer.token), &body);
     assert_eq!(s, 202, "{e}");
     let quota = app.db.read(|c| labels::label_quota(c, w.coop)).unwrap();
-    assert_eq!(quota.used, 20, "the failed run's ten labels were given back");
+    assert_eq!(
+        quota.used, 20,
+        "the failed run's ten labels were given back"
+    );
     wait_idle_api(&app);
 }
 
@@ -854,9 +926,8 @@ fn concurrent_requests_cannot_pass_the_quota(app: TestApp) {
     let accepted = outcomes.iter().filter(|o| o.is_ok()).count();
     assert_eq!(accepted, 7, "{outcomes:?}");
     assert!(
-        outcomes
-            .iter()
-            .all(|o| o.as_ref().is_ok() || o.as_ref().err().map(String::as_str) == Some("label_quota_exceeded")),
+        outcomes.iter().all(|o| o.as_ref().is_ok()
+            || o.as_ref().err().map(String::as_str) == Some("label_quota_exceeded")),
         "{outcomes:?}"
     );
     let quota = app.db.read(|c| labels::label_quota(c, w.coop)).unwrap();
@@ -871,9 +942,17 @@ fn concurrent_requests_cannot_pass_the_quota(app: TestApp) {
     // The runs end (failed: their labels are given back), and over HTTP four requests at once ask for 40
     // labels each of the 75: the quota lets exactly one through.
     for run in &runs {
-        app.db.write(|c| labels::fail_run(c, run.id, "test")).unwrap();
+        app.db
+            .write(|c| labels::fail_run(c, run.id, "test"))
+            .unwrap();
     }
-    assert_eq!(app.db.read(|c| labels::label_quota(c, w.coop)).unwrap().used, 0);
+    assert_eq!(
+        app.db
+            .read(|c| labels::label_quota(c, w.coop))
+            .unwrap()
+            .used,
+        0
+    );
     let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
@@ -939,5 +1018,9 @@ fn command_line_honours_the_quota_unless_overridden(app: TestApp) {
     let (run, _) = labels_cmd::mint_with(&app.db, &args, true, None, &|_| ()).unwrap();
     assert_eq!(run.status, suyuan_core::model::LabelRunStatus::Finished);
     let quota = app.db.read(|c| labels::label_quota(c, w.coop)).unwrap();
-    assert_eq!((quota.used, quota.remaining), (30, Some(0)), "over-quota labels still count");
+    assert_eq!(
+        (quota.used, quota.remaining),
+        (30, Some(0)),
+        "over-quota labels still count"
+    );
 }

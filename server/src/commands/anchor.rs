@@ -90,7 +90,10 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Parses an interval such as `90s`, `30m`, `1h`, `1d` (a bare number is seconds); `0` is off (`None`).
 pub fn parse_interval(text: &str) -> Result<Option<Duration>, String> {
     let text = text.trim();
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{text:?} is not an interval like 30m, 1h or 1d"))?;
@@ -114,7 +117,11 @@ pub struct Anchorer {
 
 impl Anchorer {
     /// Starts the thread; the first anchor is made once an interval has passed since the newest one.
-    pub fn start(db: Database, settings: MintSettings, interval: Duration) -> std::io::Result<Self> {
+    pub fn start(
+        db: Database,
+        settings: MintSettings,
+        interval: Duration,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()

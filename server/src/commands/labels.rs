@@ -169,7 +169,9 @@ pub fn mint_with(
             "minted with --over-quota: organisation {} now uses {} labels of a quota of {}",
             product.org_id,
             quota.used,
-            quota.quota.map_or_else(|| "no limit".to_owned(), |q| q.to_string())
+            quota
+                .quota
+                .map_or_else(|| "no limit".to_owned(), |q| q.to_string())
         );
     }
     let report = mint_run(db, &settings, &run, &args.out, progress)?;

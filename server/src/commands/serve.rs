@@ -153,7 +153,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let anchorer = match args.anchor_interval {
-        Some(every) => Some(super::anchor::Anchorer::start(db.clone(), settings.clone(), every)?),
+        Some(every) => Some(super::anchor::Anchorer::start(
+            db.clone(),
+            settings.clone(),
+            every,
+        )?),
         None => None,
     };
     let minter = Minter::start(db.clone(), settings)?;

@@ -317,7 +317,10 @@ fn check_anchors(
 fn hex_signature(text: &str) -> Option<LabelSignature> {
     let bytes: Vec<u8> = (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()?;
     let bytes: [u8; 64] = bytes.try_into().ok()?;
     Some(LabelSignature::from_bytes(bytes))

@@ -250,7 +250,9 @@ pub fn check(
                 issues.push(issue(
                     *id,
                     None,
-                    format!("{label} anchors this batch with {count} records, but the batch is gone"),
+                    format!(
+                        "{label} anchors this batch with {count} records, but the batch is gone"
+                    ),
                 ));
                 continue;
             };

@@ -438,10 +438,13 @@ fn ensure_quota_row(conn: &mut DbConnection, org: OrgId) -> CoreResult<()> {
     Ok(())
 }
 
+/// quota, used, updated_by, updated_at of a `label_quotas` row.
+type QuotaRow = (Option<i64>, i64, Option<i64>, Option<i64>);
+
 /// An organisation's label quota, what it has used and what remains (`None`: no limit).
 pub fn label_quota(conn: &mut DbConnection, org: OrgId) -> CoreResult<LabelQuota> {
     super::orgs::get(conn, org)?;
-    let row: Option<(Option<i64>, i64, Option<i64>, Option<i64>)> = on_backend!(conn, c => lq::label_quotas
+    let row: Option<QuotaRow> = on_backend!(conn, c => lq::label_quotas
         .find(org.0)
         .select((lq::quota, lq::used, lq::updated_by, lq::updated_at))
         .first(c)

@@ -210,7 +210,11 @@ pub fn verify_chains(
 
 /// A batch's derived status just before the record `record_id` was written (record ids grow in commit order
 /// within a batch's lock, which a transformation holds on its inputs).
-fn status_before(statuses: &HashMap<i64, Vec<(i64, BatchStatus)>>, batch: i64, record_id: i64) -> BatchStatus {
+fn status_before(
+    statuses: &HashMap<i64, Vec<(i64, BatchStatus)>>,
+    batch: i64,
+    record_id: i64,
+) -> BatchStatus {
     statuses
         .get(&batch)
         .and_then(|h| h.iter().take_while(|(id, _)| *id < record_id).last())
