@@ -406,6 +406,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn anchor_signatures_are_separate_from_label_signatures() {
+        let key = test_key(1, 7);
+        let public = key.verifying_key();
+        let sig = key.sign_anchor(b"1700000000000\n3\n9\nabc");
+        assert!(public.verify_anchor(b"1700000000000\n3\n9\nabc", &sig));
+        assert!(!public.verify_anchor(b"1700000000000\n3\n8\nabc", &sig));
+        assert!(!test_key(1, 8)
+            .verifying_key()
+            .verify_anchor(b"1700000000000\n3\n9\nabc", &sig));
+        // A label's signature never passes for an anchor's, whatever the statement.
+        let s = serial(1, 42);
+        let label_sig = key.sign(s).unwrap();
+        assert!(!public.verify_anchor(&signed_message(s)[16..], &label_sig));
+        assert!(!public.verify_anchor(&signed_message(s), &label_sig));
+    }
+
+    #[test]
     fn message_is_domain_separated_and_fixed() {
         let msg = signed_message(serial(7, 42));
         assert_eq!(&msg[..16], b"suyuan-label-v1\0");
