@@ -20,6 +20,7 @@ crate::both_backends!(
     a_block_or_custody_changed_in_the_database_is_reported,
     a_truncated_tail_is_caught_by_an_anchor_kept_elsewhere,
     a_forged_anchor_is_reported,
+    replicas_make_one_anchor_per_interval,
 );
 
 fn chain_args(app: &TestApp, data_dir: &Path, anchors: Vec<PathBuf>) -> ChainArgs {
@@ -401,4 +402,40 @@ fn a_forged_anchor_is_reported(app: TestApp) {
     );
     let args = chain_args(&app, app.data_dir.path(), Vec::new());
     assert!(!suyuan_server::commands::verify::run(VerifyCommand::Chain(args)).unwrap());
+}
+
+fn replicas_make_one_anchor_per_interval(app: TestApp) {
+    let w = World::build(&app);
+    let path = format!("/api/v1/batches/{}/records", w.batch);
+    assert_eq!(app.post(&path, Some(&w.farmer.token), &note("一")).0, 201);
+    keys_cmd::create_in(&app.db, &KeyStore::in_data_dir(app.data_dir.path()), false).unwrap();
+    let settings = suyuan_server::minting::MintSettings {
+        env_key: None,
+        ..suyuan_server::minting::MintSettings::in_data_dir(app.data_dir.path())
+    };
+    // Four replicas' timers fire at once, each with its own connection: one anchor is made.
+    let made: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (db, settings) = (app.db.clone(), settings.clone());
+                scope.spawn(move || {
+                    anchor::make(&db, &settings, Some(std::time::Duration::from_secs(3600)))
+                        .unwrap()
+                        .is_some()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(made.iter().filter(|m| **m).count(), 1, "{made:?}");
+    let (_, list) = app.get("/.well-known/suyuan/anchors", None);
+    assert_eq!(list["anchors"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["anchors"][0]["batches"], 1);
+    assert_eq!(list["anchors"][0]["records"], 1);
+    // Asked for now (`suyuan anchor`), one is made regardless of the interval.
+    assert!(anchor::make(&app.db, &settings, None).unwrap().is_some());
+    let report = full_report(&app, app.data_dir.path(), Vec::new());
+    assert!(report.intact, "{report:?}");
+    // Two in the database, two files (plus latest.json, the same as the newest): checked once each.
+    assert_eq!(report.anchors.len(), 2, "{:?}", report.anchors);
 }
