@@ -432,10 +432,22 @@ fn replicas_make_one_anchor_per_interval(app: TestApp) {
     assert_eq!(list["anchors"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["anchors"][0]["batches"], 1);
     assert_eq!(list["anchors"][0]["records"], 1);
+    // Due again but nothing written since: the periodic anchor is skipped; after a record it is made.
+    assert!(
+        anchor::make(&app.db, &settings, Some(std::time::Duration::ZERO))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(app.post(&path, Some(&w.farmer.token), &note("二")).0, 201);
+    assert!(
+        anchor::make(&app.db, &settings, Some(std::time::Duration::ZERO))
+            .unwrap()
+            .is_some()
+    );
     // Asked for now (`suyuan anchor`), one is made regardless of the interval.
     assert!(anchor::make(&app.db, &settings, None).unwrap().is_some());
     let report = full_report(&app, app.data_dir.path(), Vec::new());
     assert!(report.intact, "{report:?}");
-    // Two in the database, two files (plus latest.json, the same as the newest): checked once each.
-    assert_eq!(report.anchors.len(), 2, "{:?}", report.anchors);
+    // Three in the database and three files (latest.json is not read): each checked once.
+    assert_eq!(report.anchors.len(), 3, "{:?}", report.anchors);
 }

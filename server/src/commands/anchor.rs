@@ -87,8 +87,8 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses an interval such as `90s`, `30m`, `1h`, `1d` (a bare number is seconds); `0` is off (`None`).
-pub fn parse_interval(text: &str) -> Result<Option<Duration>, String> {
+/// Parses an interval such as `90s`, `30m`, `1h`, `1d` (a bare number is seconds); `0` (zero) is off.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (digits, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
@@ -104,7 +104,7 @@ pub fn parse_interval(text: &str) -> Result<Option<Duration>, String> {
         "d" => n.saturating_mul(86_400),
         _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
     };
-    Ok((secs > 0).then(|| Duration::from_secs(secs)))
+    Ok(Duration::from_secs(secs))
 }
 
 /// The periodic anchor of `suyuan serve`: a thread that makes an anchor every interval. Several replicas
@@ -175,16 +175,23 @@ mod tests {
 
     #[test]
     fn intervals() {
-        assert_eq!(
-            super::parse_interval("1h"),
-            Ok(Some(Duration::from_secs(3600)))
-        );
-        assert_eq!(
-            super::parse_interval("90"),
-            Ok(Some(Duration::from_secs(90)))
-        );
-        assert_eq!(super::parse_interval("0"), Ok(None));
+        assert_eq!(super::parse_interval("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(super::parse_interval("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(super::parse_interval("0"), Ok(Duration::ZERO));
         assert!(super::parse_interval("1w").is_err());
+        // As `suyuan serve` parses it, from its flag and by default.
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: super::super::serve::ServeArgs,
+        }
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let parsed = Cli::try_parse_from(["serve"]).unwrap();
+        assert_eq!(parsed.serve.anchor_interval, Duration::from_secs(3600));
+        assert_eq!(parsed.serve.label_runs_per_org, 2);
+        let off = Cli::try_parse_from(["serve", "--anchor-interval", "0"]).unwrap();
+        assert!(off.serve.anchor_interval.is_zero());
         assert!(super::parse_interval("h").is_err());
     }
 }

@@ -65,7 +65,7 @@ pub struct ServeArgs {
     pub label_runs_max: i64,
     /// How often to sign and publish an anchor of every batch's chain head (`30m`, `1h`, `1d`; `0`: never).
     #[arg(long, env = "SUYUAN_ANCHOR_INTERVAL", default_value = "1h", value_parser = super::anchor::parse_interval)]
-    pub anchor_interval: Option<std::time::Duration>,
+    pub anchor_interval: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -152,13 +152,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => {}
         }
     }
-    let anchorer = match args.anchor_interval {
-        Some(every) => Some(super::anchor::Anchorer::start(
+    let anchorer = if args.anchor_interval.is_zero() {
+        None
+    } else {
+        Some(super::anchor::Anchorer::start(
             db.clone(),
             settings.clone(),
-            every,
-        )?),
-        None => None,
+            args.anchor_interval,
+        )?)
     };
     let minter = Minter::start(db.clone(), settings)?;
     let listener = TcpListener::bind(&args.listen).with_context(|| {
