@@ -32,6 +32,10 @@ use crate::serial::{KeyId, LabelSerial, SERIAL_DIGITS};
 /// Domain-separation tag that starts every signed message (version 1 of the label format).
 pub const SIGNATURE_TAG: &[u8; 16] = b"suyuan-label-v1\0";
 
+/// Domain-separation tag of the platform's other signed statement, the anchor of the record chains'
+/// heads: its messages can never be taken for a label's (whose tag differs in its first bytes).
+pub const ANCHOR_TAG: &[u8; 17] = b"suyuan-anchor-v1\0";
+
 /// Length of the signed message: tag, key id byte, 13 serial digits.
 pub const SIGNED_MESSAGE_LEN: usize = SIGNATURE_TAG.len() + 1 + SERIAL_DIGITS;
 
@@ -134,6 +138,23 @@ impl LabelSigningKey {
             self.key.sign(&signed_message(serial)).to_bytes(),
         ))
     }
+
+    /// Signs an anchor of the record chains: [`ANCHOR_TAG`], this key's id byte, then `statement`.
+    pub fn sign_anchor(&self, statement: &[u8]) -> LabelSignature {
+        LabelSignature(
+            self.key
+                .sign(&anchor_message(self.id, statement))
+                .to_bytes(),
+        )
+    }
+}
+
+fn anchor_message(id: KeyId, statement: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(ANCHOR_TAG.len() + 1 + statement.len());
+    msg.extend_from_slice(ANCHOR_TAG);
+    msg.push(id.get());
+    msg.extend_from_slice(statement);
+    msg
 }
 
 impl fmt::Debug for LabelSigningKey {
@@ -181,6 +202,17 @@ impl LabelVerifyingKey {
         let sig = Signature::from_bytes(&signature.0);
         self.key
             .verify_strict(&signed_message(serial), &sig)
+            .is_ok()
+    }
+}
+
+impl LabelVerifyingKey {
+    /// Whether `signature` is this key's signature of an anchor `statement` (see
+    /// [`LabelSigningKey::sign_anchor`]).
+    pub fn verify_anchor(&self, statement: &[u8], signature: &LabelSignature) -> bool {
+        let sig = Signature::from_bytes(&signature.0);
+        self.key
+            .verify_strict(&anchor_message(self.id, statement), &sig)
             .is_ok()
     }
 }
@@ -371,6 +403,23 @@ pub(crate) mod tests {
 
     fn serial(id: u32, seq: u64) -> LabelSerial {
         LabelSerial::new(KeyId::new(id).unwrap(), seq).unwrap()
+    }
+
+    #[test]
+    fn anchor_signatures_are_separate_from_label_signatures() {
+        let key = test_key(1, 7);
+        let public = key.verifying_key();
+        let sig = key.sign_anchor(b"1700000000000\n3\n9\nabc");
+        assert!(public.verify_anchor(b"1700000000000\n3\n9\nabc", &sig));
+        assert!(!public.verify_anchor(b"1700000000000\n3\n8\nabc", &sig));
+        assert!(!test_key(1, 8)
+            .verifying_key()
+            .verify_anchor(b"1700000000000\n3\n9\nabc", &sig));
+        // A label's signature never passes for an anchor's, whatever the statement.
+        let s = serial(1, 42);
+        let label_sig = key.sign(s).unwrap();
+        assert!(!public.verify_anchor(&signed_message(s)[16..], &label_sig));
+        assert!(!public.verify_anchor(&signed_message(s), &label_sig));
     }
 
     #[test]

@@ -57,7 +57,9 @@ impl ResponseError for ApiError {
                 CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
                 CoreError::Forbidden(_) => StatusCode::FORBIDDEN,
                 CoreError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-                CoreError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+                CoreError::TooManyAttempts(_) | CoreError::Limited { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
                 CoreError::Conflict { .. } => StatusCode::CONFLICT,
                 CoreError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CoreError::Database(_) | CoreError::Setup(_) | CoreError::Internal(_) => {

@@ -2,7 +2,7 @@
 //! `suyuan_server::commands`.
 
 use clap::{Parser, Subcommand};
-use suyuan_server::commands::{gateway, keys, labels, migrate, serve, verify};
+use suyuan_server::commands::{anchor, gateway, keys, labels, migrate, serve, verify};
 
 /// 溯源 Suyuan: field-to-table traceability for a county's agricultural products.
 #[derive(Debug, Parser)]
@@ -26,6 +26,8 @@ enum Command {
     /// Signed QR labels: mint runs as printable PDFs.
     #[command(subcommand)]
     Labels(labels::LabelsCommand),
+    /// Sign an anchor of every batch's chain head now (under DATA/anchors and in the database).
+    Anchor(anchor::AnchorArgs),
     /// Check stored data against its hash chains.
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
@@ -46,6 +48,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Migrate(args) => migrate::run(args)?,
         Command::Keys(cmd) => keys::run(cmd)?,
         Command::Labels(cmd) => labels::run(cmd)?,
+        Command::Anchor(args) => anchor::run(args)?,
         Command::Verify(cmd) => {
             if !verify::run(cmd)? {
                 return Ok(std::process::ExitCode::FAILURE);

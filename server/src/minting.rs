@@ -42,6 +42,9 @@ pub struct MintSettings {
     pub offset_y_mm: f32,
     /// Page margins around the grid, in millimetres (the layout's own when `None`).
     pub margin_mm: Option<f32>,
+    /// Most runs queued or minting at once, per organisation and overall, for runs requested through the
+    /// API (`SUYUAN_LABEL_RUNS_PER_ORG`, `SUYUAN_LABEL_RUNS_MAX`).
+    pub run_limits: labels::RunLimits,
 }
 
 impl MintSettings {
@@ -56,6 +59,7 @@ impl MintSettings {
             offset_x_mm: 0.0,
             offset_y_mm: 0.0,
             margin_mm: None,
+            run_limits: labels::RunLimits::default(),
         }
     }
 

@@ -21,6 +21,8 @@ use crate::api::*;
         organisations::create::create,
         organisations::list::list,
         organisations::get::get,
+        organisations::label_quota::get,
+        organisations::label_quota::set,
         users::create::create,
         users::list::list,
         sites::create::create,

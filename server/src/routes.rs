@@ -33,6 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(organisations::create::create)
                 .service(organisations::list::list)
                 .service(organisations::get::get)
+                .service(organisations::label_quota::get)
+                .service(organisations::label_quota::set)
                 .service(users::create::create)
                 .service(users::list::list)
                 .service(sites::create::create)
@@ -86,6 +88,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 })),
         )
         .service(labels::keys::keys)
+        .service(labels::anchors::latest)
+        .service(labels::anchors::one)
+        .service(labels::anchors::list)
         .service(pages::home::home)
         .service(pages::assets::stylesheet)
         .service(pages::scan::short_code)

@@ -27,6 +27,9 @@ pub enum CoreError {
     /// Too many attempts (429).
     #[error("{0}")]
     TooManyAttempts(String),
+    /// A bound on work in progress is reached (429), with a stable code; retrying later may succeed.
+    #[error("{message}")]
+    Limited { code: &'static str, message: String },
     /// The request contradicts what is stored (409); `details` describes both sides where that helps.
     #[error("{message}")]
     Conflict {
@@ -84,7 +87,9 @@ impl CoreError {
     /// The stable machine code the API answers with.
     pub fn code(&self) -> &'static str {
         match self {
-            CoreError::Invalid { code, .. } | CoreError::Conflict { code, .. } => code,
+            CoreError::Invalid { code, .. }
+            | CoreError::Conflict { code, .. }
+            | CoreError::Limited { code, .. } => code,
             CoreError::NotFound { .. } => "not_found",
             CoreError::Forbidden(_) => "forbidden",
             CoreError::Unauthenticated(_) => "unauthenticated",

@@ -7,6 +7,7 @@
 //! - [`db`]: the connection (one diesel `MultiConnection` over both backends), the pool and the migrations;
 //! - [`schema`]: the portable diesel schema;
 //! - [`chain`]: the canonical encoding of a record and the SHA-256 chain over a batch's records;
+//! - [`batch_state`]: what a batch's records decide about its row (status, custody), for writer and verifier;
 //! - [`policy`]: who may do what; every write and every private read asks it;
 //! - [`store`]: every query, one module per aggregate; nothing outside this crate imports diesel;
 //! - [`auth`]: passwords (argon2) and session / API tokens;
@@ -15,6 +16,7 @@
 //!   coarse place of a scan.
 
 pub mod auth;
+pub mod batch_state;
 pub mod chain;
 pub mod db;
 pub mod demo;

@@ -177,6 +177,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    chain_anchors (id) {
+        id -> BigInt,
+        created_at -> BigInt,
+        key_id -> BigInt,
+        batches -> BigInt,
+        records -> BigInt,
+        digest -> Text,
+        signature -> Text,
+        document -> Text,
+    }
+}
+
+diesel::table! {
+    label_quotas (org_id) {
+        org_id -> BigInt,
+        quota -> Nullable<BigInt>,
+        used -> BigInt,
+        updated_by -> Nullable<BigInt>,
+        updated_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     label_runs (id) {
         id -> BigInt,
         org_id -> BigInt,
@@ -401,6 +424,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     transformations,
     lineage_edges,
     records,
+    chain_anchors,
+    label_quotas,
     inspection_requests,
     alerts,
     signing_keys,

@@ -23,6 +23,10 @@ crate::both_backends!(
     run_requests_are_checked,
     demo_county_has_a_label_in_each_state,
     product_chooses_what_its_labels_show,
+    label_quota_is_set_by_operators_and_holds,
+    too_many_queued_runs_are_refused,
+    concurrent_requests_cannot_pass_the_quota,
+    command_line_honours_the_quota_unless_overridden,
 );
 
 #[test]
@@ -623,4 +627,400 @@ fn product_chooses_what_its_labels_show(app: TestApp) {
     if let Some(text) = pdf_text(&app, &w.farmer.token, &run) {
         assert!(text.contains("青龙柑橘合作社"), "the producer: {text}");
     }
+}
+
+fn quota_path(org: suyuan_core::OrgId) -> String {
+    format!("/api/v1/organisations/{org}/label-quota")
+}
+
+/// Waits until the background minter has ended every run it was given.
+fn wait_idle(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let minting = app
+            .db
+            .read(|c| labels::list_runs(c, None, suyuan_core::store::Page::FIRST))
+            .unwrap()
+            .items
+            .iter()
+            .filter(|r| r.status == suyuan_core::model::LabelRunStatus::Minting)
+            .count();
+        if minting == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "runs still minting");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn label_quota_is_set_by_operators_and_holds(app: TestApp) {
+    let w = World::build(&app);
+    key(&app);
+    let path = quota_path(w.coop);
+    // Only operators set quotas: the organisation itself and the regulator are refused.
+    for token in [&w.farmer.token, &w.regulator.token] {
+        let (s, e) = app.call(
+            "PUT",
+            &path,
+            Some(token),
+            Some(&json!({"quota": 1_000_000})),
+        );
+        assert_eq!((s, e["error"].as_str()), (403, Some("forbidden")), "{e}");
+    }
+    let (s, e) = app.call("PUT", &path, None, Some(&json!({"quota": 10})));
+    assert_eq!(s, 401, "{e}");
+    let (s, e) = app.call(
+        "PUT",
+        &path,
+        Some(&w.operator.token),
+        Some(&json!({"quota": -1})),
+    );
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (422, Some("invalid_quota")),
+        "{e}"
+    );
+    let (s, q) = app.call(
+        "PUT",
+        &path,
+        Some(&w.operator.token),
+        Some(&json!({"quota": 50})),
+    );
+    assert_eq!(s, 200, "{q}");
+    assert_eq!(
+        (
+            q["quota"].as_i64(),
+            q["used"].as_i64(),
+            q["remaining"].as_i64()
+        ),
+        (Some(50), Some(0), Some(50))
+    );
+    assert_eq!(q["updated_by"], json!(w.operator.actor.user_id));
+    // Members read their own quota; another cooperative cannot see it.
+    assert_eq!(app.get(&path, Some(&w.farmer.token)).0, 200);
+    assert_eq!(app.get(&path, Some(&w.other_farmer.token)).0, 404);
+
+    let run = |count: i64| {
+        app.post(
+            "/api/v1/label-runs",
+            Some(&w.farmer.token),
+            &json!({"product_id": w.citrus, "count": count, "layout": "roll-50x30"}),
+        )
+    };
+    assert_eq!(run(30).0, 202);
+    // Over the quota: refused with the remaining amount, and nothing reserved.
+    let before = app.counts();
+    let next_before = app
+        .db
+        .read(labels::active_key)
+        .unwrap()
+        .unwrap()
+        .next_sequence;
+    let (s, e) = run(21);
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (409, Some("label_quota_exceeded")),
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("20 remaining"),
+        "{e}"
+    );
+    assert_eq!(e["details"]["remaining"], 20, "{e}");
+    assert_eq!(e["details"]["requested"], 21, "{e}");
+    assert_eq!(app.counts(), before, "a refused run stores nothing");
+    assert_eq!(
+        app.db
+            .read(labels::active_key)
+            .unwrap()
+            .unwrap()
+            .next_sequence,
+        next_before,
+        "and reserves no serials"
+    );
+    // Exactly up to the quota is accepted.
+    wait_idle(&app);
+    assert_eq!(run(20).0, 202);
+    let (_, q) = app.get(&path, Some(&w.farmer.token));
+    assert_eq!(
+        (q["used"].as_i64(), q["remaining"].as_i64()),
+        (Some(50), Some(0)),
+        "{q}"
+    );
+    let (s, e) = run(1);
+    assert_eq!(
+        (s, e["details"]["remaining"].as_i64()),
+        (409, Some(0)),
+        "{e}"
+    );
+    // Another organisation's runs are not limited by it.
+    assert_eq!(
+        app.post(
+            "/api/v1/label-runs",
+            Some(&w.processor.token),
+            &json!({"product_id": w.juice, "count": 60, "layout": "roll-50x30"}),
+        )
+        .0,
+        202
+    );
+    // Lifted: no limit, still counted.
+    let (s, q) = app.call(
+        "PUT",
+        &path,
+        Some(&w.operator.token),
+        Some(&json!({"quota": null})),
+    );
+    assert_eq!((s, q["remaining"].clone()), (200, Value::Null), "{q}");
+    wait_idle(&app);
+    assert_eq!(run(5).0, 202);
+    let (_, q) = app.get(&path, Some(&w.operator.token));
+    assert_eq!(q["used"], 55, "{q}");
+    wait_idle(&app);
+}
+
+/// A run left `minting` that nobody mints (the command line's runs are not queued on the server).
+fn pending_run(app: &TestApp, product: suyuan_core::ProductId) {
+    let key_id = app.db.read(labels::active_key).unwrap().unwrap().key_id;
+    app.db
+        .write(|c| {
+            labels::create_run(
+                c,
+                suyuan_core::model::RunRequester::CommandLine,
+                &suyuan_core::model::NewLabelRun {
+                    product_id: product,
+                    key_id,
+                    count: 10,
+                    layout: "roll-50x30".into(),
+                    host: "t.cn".into(),
+                },
+            )
+        })
+        .unwrap();
+}
+
+fn too_many_queued_runs_are_refused(app: TestApp) {
+    let w = World::build(&app);
+    key(&app);
+    let body = json!({"product_id": w.citrus, "count": 10, "layout": "roll-50x30"});
+    // Two runs of the cooperative are waiting (the default bound per organisation).
+    pending_run(&app, w.citrus);
+    pending_run(&app, w.citrus);
+    let before = app.counts();
+    let (s, e) = app.post("/api/v1/label-runs", Some(&w.farmer.token), &body);
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (429, Some("too_many_label_runs")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().contains("at most 2"), "{e}");
+    assert_eq!(app.counts(), before);
+    // Six more of the processor's: eight on the platform, the overall bound, so a third organisation that
+    // has none waiting is refused too.
+    for _ in 0..6 {
+        pending_run(&app, w.juice);
+    }
+    let vegetables = app
+        .db
+        .write(|c| {
+            suyuan_core::store::sites::create_product(
+                c,
+                w.other_coop,
+                &suyuan_core::model::NewProduct {
+                    name: "白菜".into(),
+                    category: "蔬菜".into(),
+                    brand: None,
+                    certifications: vec![],
+                    gtin: None,
+                    label_fields: suyuan_core::model::LabelField::DEFAULT.to_vec(),
+                    distribution_area: vec![],
+                },
+            )
+        })
+        .unwrap()
+        .id;
+    let (s, e) = app.post(
+        "/api/v1/label-runs",
+        Some(&w.other_farmer.token),
+        &json!({"product_id": vegetables, "count": 10, "layout": "roll-50x30"}),
+    );
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (429, Some("too_many_label_runs")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().contains("at most 8"), "{e}");
+    // Once a waiting run has ended (here it failed: its labels no longer count), the cooperative may ask.
+    let waiting = app
+        .db
+        .read(|c| labels::list_runs(c, None, suyuan_core::store::Page::FIRST))
+        .unwrap()
+        .items;
+    let first = waiting
+        .iter()
+        .find(|r| r.product_id == w.citrus)
+        .unwrap()
+        .id;
+    app.db
+        .write(|c| labels::fail_run(c, first, "test"))
+        .unwrap();
+    let (s, e) = app.post("/api/v1/label-runs", Some(&w.farmer.token), &body);
+    assert_eq!(s, 202, "{e}");
+    let quota = app.db.read(|c| labels::label_quota(c, w.coop)).unwrap();
+    assert_eq!(
+        quota.used, 20,
+        "the failed run's ten labels were given back"
+    );
+    wait_idle_api(&app);
+}
+
+/// Waits until the runs requested through the API have ended (the command line's stay as they are).
+fn wait_idle_api(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !app.db.read(labels::unfinished_api_runs).unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "runs still minting");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn concurrent_requests_cannot_pass_the_quota(app: TestApp) {
+    let w = World::build(&app);
+    key(&app);
+    let (s, _) = app.call(
+        "PUT",
+        &quota_path(w.coop),
+        Some(&w.operator.token),
+        Some(&json!({"quota": 75})),
+    );
+    assert_eq!(s, 200);
+    let key_id = app.db.read(labels::active_key).unwrap().unwrap().key_id;
+    // Twelve writers at once ask for ten labels each, straight at the store (no bound on queued runs, so
+    // only the quota decides), each in its own transaction from the pool: on PostgreSQL truly at once.
+    let outcomes: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                let db = app.db.clone();
+                let actor = w.farmer.actor;
+                let product = w.citrus;
+                scope.spawn(move || {
+                    db.write(|c| {
+                        labels::create_run_with(
+                            c,
+                            suyuan_core::model::RunRequester::User(&actor),
+                            &suyuan_core::model::NewLabelRun {
+                                product_id: product,
+                                key_id,
+                                count: 10,
+                                layout: "roll-50x30".into(),
+                                host: "t.cn".into(),
+                            },
+                            labels::RunChecks::default(),
+                        )
+                    })
+                    .map(|_| ())
+                    .map_err(|e| e.code().to_owned())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(accepted, 7, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| o.as_ref().is_ok()
+            || o.as_ref().err().map(String::as_str) == Some("label_quota_exceeded")),
+        "{outcomes:?}"
+    );
+    let quota = app.db.read(|c| labels::label_quota(c, w.coop)).unwrap();
+    assert_eq!((quota.used, quota.remaining), (70, Some(5)));
+    let runs = app
+        .db
+        .read(|c| labels::list_runs(c, None, suyuan_core::store::Page::FIRST))
+        .unwrap()
+        .items;
+    assert_eq!(runs.iter().map(|r| r.count).sum::<i64>(), 70);
+
+    // The runs end (failed: their labels are given back), and over HTTP four requests at once ask for 40
+    // labels each of the 75: the quota lets exactly one through.
+    for run in &runs {
+        app.db
+            .write(|c| labels::fail_run(c, run.id, "test"))
+            .unwrap();
+    }
+    assert_eq!(
+        app.db
+            .read(|c| labels::label_quota(c, w.coop))
+            .unwrap()
+            .used,
+        0
+    );
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    app.post(
+                        "/api/v1/label-runs",
+                        Some(&w.farmer.token),
+                        &json!({"product_id": w.citrus, "count": 40, "layout": "roll-50x30"}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 409, 409, 409], "{answers:?}");
+    for (_, e) in answers.iter().filter(|a| a.0 == 409) {
+        assert_eq!(e["details"]["remaining"], 35, "{e}");
+    }
+    let quota = app.db.read(|c| labels::label_quota(c, w.coop)).unwrap();
+    assert_eq!(quota.used, 40);
+    wait_idle_api(&app);
+}
+
+fn command_line_honours_the_quota_unless_overridden(app: TestApp) {
+    use suyuan_server::commands::labels as labels_cmd;
+    let w = World::build(&app);
+    key(&app);
+    let (s, _) = app.call(
+        "PUT",
+        &quota_path(w.coop),
+        Some(&w.operator.token),
+        Some(&json!({"quota": 20})),
+    );
+    assert_eq!(s, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let url = match &app.test_db.url {
+        suyuan_core::db::DatabaseUrl::Postgres(u) => u.clone(),
+        suyuan_core::db::DatabaseUrl::Sqlite { path, .. } => path.to_string_lossy().into_owned(),
+    };
+    let args = labels_cmd::MintArgs {
+        product: w.citrus.0,
+        count: 30,
+        layout: "roll-50x30".into(),
+        out: dir.path().join("out"),
+        host: "t.cn".into(),
+        font: None,
+        labels_per_file: 100,
+        offset_x_mm: 0.0,
+        offset_y_mm: 0.0,
+        margin_mm: None,
+        data: suyuan_server::commands::DataArgs {
+            data_dir: app.data_dir.path().into(),
+            database_url: Some(url),
+            media_dir: None,
+        },
+    };
+    let refused = labels_cmd::mint(&app.db, &args, None, &|_| ()).unwrap_err();
+    let text = format!("{refused:#}");
+    assert!(text.contains("20 remaining"), "{text}");
+    assert!(!dir.path().join("out").exists(), "nothing written");
+    let (run, _) = labels_cmd::mint_with(&app.db, &args, true, None, &|_| ()).unwrap();
+    assert_eq!(run.status, suyuan_core::model::LabelRunStatus::Finished);
+    let quota = app.db.read(|c| labels::label_quota(c, w.coop)).unwrap();
+    assert_eq!(
+        (quota.used, quota.remaining),
+        (30, Some(0)),
+        "over-quota labels still count"
+    );
 }

@@ -21,7 +21,15 @@ use crate::minting::{mint_run, MintSettings};
 #[derive(Debug, Clone, Subcommand)]
 pub enum LabelsCommand {
     /// Mint a run of signed labels for a product: PDFs (split into bounded files) and a CSV manifest.
-    Mint(MintArgs),
+    /// The labels count against the product's organisation's quota, as through the API.
+    Mint {
+        #[command(flatten)]
+        args: MintArgs,
+        /// Mint even when the run does not fit the organisation's label quota (logged; the labels still
+        /// count as used).
+        #[arg(long)]
+        over_quota: bool,
+    },
 }
 
 /// Options of `suyuan labels mint`.
@@ -64,14 +72,14 @@ pub struct MintArgs {
 /// Runs a labels command.
 pub fn run(cmd: LabelsCommand) -> anyhow::Result<()> {
     match cmd {
-        LabelsCommand::Mint(args) => {
+        LabelsCommand::Mint { args, over_quota } => {
             let db = args.data.open()?;
             let bar = ProgressBar::new(u64::try_from(args.count).unwrap_or(0));
             bar.set_style(ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} labels  {per_sec}  eta {eta}",
             )?);
             let env_key = std::env::var(SIGNING_KEY_ENV).ok();
-            let minted = mint(&db, &args, env_key.as_deref(), &|p| {
+            let minted = mint_with(&db, &args, over_quota, env_key.as_deref(), &|p| {
                 bar.set_position(p.done)
             });
             bar.finish_and_clear();
@@ -102,6 +110,17 @@ pub fn mint(
     env_key: Option<&str>,
     progress: &dyn Fn(Progress),
 ) -> anyhow::Result<(LabelRun, MintReport)> {
+    mint_with(db, args, false, env_key, progress)
+}
+
+/// [`mint`], past the organisation's label quota when `over_quota` (an operator's decision, logged).
+pub fn mint_with(
+    db: &Database,
+    args: &MintArgs,
+    over_quota: bool,
+    env_key: Option<&str>,
+    progress: &dyn Fn(Progress),
+) -> anyhow::Result<(LabelRun, MintReport)> {
     let active = db
         .read(labels::active_key)?
         .context("no signing key; create one with `suyuan keys new`")?;
@@ -120,7 +139,7 @@ pub fn mint(
     let product = db.read(|c| sites::get_product(c, ProductId(args.product)))?;
     settings.font()?;
     let run = db.write(|c| {
-        labels::create_run(
+        labels::create_run_with(
             c,
             RunRequester::CommandLine,
             &NewLabelRun {
@@ -130,8 +149,31 @@ pub fn mint(
                 layout: args.layout.clone(),
                 host: args.host.clone(),
             },
+            labels::RunChecks {
+                limits: None,
+                over_quota,
+            },
         )
     })?;
+    if over_quota {
+        let quota = db.read(|c| labels::label_quota(c, product.org_id))?;
+        tracing::warn!(
+            run = %run.id,
+            org = %product.org_id,
+            count = run.count,
+            quota = ?quota.quota,
+            used = quota.used,
+            "label run minted with --over-quota"
+        );
+        eprintln!(
+            "minted with --over-quota: organisation {} now uses {} labels of a quota of {}",
+            product.org_id,
+            quota.used,
+            quota
+                .quota
+                .map_or_else(|| "no limit".to_owned(), |q| q.to_string())
+        );
+    }
     let report = mint_run(db, &settings, &run, &args.out, progress)?;
     let run = db.read(|c| labels::get_run(c, run.id))?;
     Ok((run, report))

@@ -1,5 +1,6 @@
 //! The subcommands of the `suyuan` binary; `main.rs` only parses the command line and calls these.
 
+pub mod anchor;
 pub mod demo_labels;
 pub mod demo_media;
 pub mod gateway;

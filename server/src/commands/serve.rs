@@ -57,6 +57,15 @@ pub struct ServeArgs {
     /// Shared secret the SMS provider sends in `X-Suyuan-Sms-Token`; the SMS webhook is off without it.
     #[arg(long, env = "SUYUAN_SMS_TOKEN", hide_env_values = true)]
     pub sms_token: Option<String>,
+    /// Most label runs one organisation may have queued or minting at once (more: 429).
+    #[arg(long, env = "SUYUAN_LABEL_RUNS_PER_ORG", default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..))]
+    pub label_runs_per_org: i64,
+    /// Most label runs queued or minting at once over all organisations (more: 429).
+    #[arg(long, env = "SUYUAN_LABEL_RUNS_MAX", default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..))]
+    pub label_runs_max: i64,
+    /// How often to sign and publish an anchor of every batch's chain head (`30m`, `1h`, `1d`; `0`: never).
+    #[arg(long, env = "SUYUAN_ANCHOR_INTERVAL", default_value = "1h", value_parser = super::anchor::parse_interval)]
+    pub anchor_interval: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -91,6 +100,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .saturating_sub(1)
                 .max(1),
         ),
+        run_limits: suyuan_core::store::labels::RunLimits {
+            per_org: args.label_runs_per_org,
+            overall: args.label_runs_max,
+        },
         ..MintSettings::in_data_dir(&args.data.data_dir)
     };
     // Before anything else starts: a taken MQTT port stops the start with a clear message.
@@ -139,6 +152,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => {}
         }
     }
+    let anchorer = if args.anchor_interval.is_zero() {
+        None
+    } else {
+        Some(super::anchor::Anchorer::start(
+            db.clone(),
+            settings.clone(),
+            args.anchor_interval,
+        )?)
+    };
     let minter = Minter::start(db.clone(), settings)?;
     let listener = TcpListener::bind(&args.listen).with_context(|| {
         format!(
@@ -159,6 +181,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     scan_log.flush().await;
     if let Some(g) = gateway {
         g.stop();
+    }
+    if let Some(a) = anchorer {
+        a.stop();
     }
     Ok(())
 }

@@ -68,6 +68,21 @@ text_enum!(
     }
 );
 
+/// An organisation's label quota: how many labels its runs may hold in all (runs that failed do not count).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LabelQuota {
+    pub org_id: OrgId,
+    /// `null`: no limit.
+    pub quota: Option<i64>,
+    /// Labels of the organisation's runs that did not fail.
+    pub used: i64,
+    /// `null` when there is no limit.
+    pub remaining: Option<i64>,
+    /// The operator who set the quota last, and when.
+    pub updated_by: Option<UserId>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A run: a contiguous range of one key's sequence numbers minted for one product.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct LabelRun {

@@ -16,15 +16,15 @@ use diesel::prelude::*;
 use super::DbConnection;
 use crate::error::{CoreError, CoreResult, OptionalExt};
 use crate::model::{
-    Actor, BatchStatus, LabelActivation, LabelLookup, LabelRef, LabelRun, LabelRunId,
+    Actor, BatchStatus, LabelActivation, LabelLookup, LabelQuota, LabelRef, LabelRun, LabelRunId,
     LabelRunStatus, LabelState, LabelVoid, NewLabelRun, RunRequester, SigningKeyInfo,
     MAX_LABEL_SEQUENCE,
 };
 use crate::on_backend;
 use crate::policy;
 use crate::schema::{
-    label_activations::dsl as la, label_runs::dsl as lr, label_voids::dsl as lv,
-    signing_keys::dsl as sk,
+    label_activations::dsl as la, label_quotas::dsl as lq, label_runs::dsl as lr,
+    label_voids::dsl as lv, signing_keys::dsl as sk,
 };
 use crate::time::{now_millis, to_datetime};
 use crate::{BatchId, OrgId, ProductId, UserId};
@@ -247,13 +247,56 @@ pub fn retire_other_keys(conn: &mut DbConnection, keep: i64) -> CoreResult<usize
 // ---------------------------------------------------------------------------------------------------
 // Runs
 
-/// Reserves a contiguous range of `new.key_id`'s sequence numbers for `new.count` labels of a product
-/// and records the run as `minting`. Run it inside [`crate::Database::write`]: the reservation and the
-/// run row commit together, and concurrent callers (other threads, other replicas) get disjoint ranges.
+/// Bounds on runs reserved but not yet minted, checked when a run is requested through the API (the minter
+/// works one run at a time, so a queue longer than this is only disk and waiting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Most runs of one organisation queued or minting at once.
+    pub per_org: i64,
+    /// Most runs queued or minting at once over all organisations.
+    pub overall: i64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            per_org: 2,
+            overall: 8,
+        }
+    }
+}
+
+/// How [`create_run_with`] treats the quota and the bounds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunChecks {
+    /// Refuse when this many runs are queued already (`too_many_label_runs`, 429); `None` for the command
+    /// line, which mints in its own process rather than queueing.
+    pub limits: Option<RunLimits>,
+    /// Mint past the organisation's quota (the command line's `--over-quota`, logged by the caller); the
+    /// labels still count as used.
+    pub over_quota: bool,
+}
+
+/// Reserves a run's range of serials for a product, counting its labels against the product's
+/// organisation's quota; no bound on queued runs (see [`create_run_with`]).
 pub fn create_run(
     conn: &mut DbConnection,
     requester: RunRequester<'_>,
     new: &NewLabelRun,
+) -> CoreResult<LabelRun> {
+    create_run_with(conn, requester, new, RunChecks::default())
+}
+
+/// Reserves a run's range of serials for a product: checks the requester, advances the key's allocator,
+/// counts the labels against the organisation's quota and, with `checks.limits`, refuses when too many runs
+/// are queued. All of it in the caller's transaction, so a refusal reserves nothing. On PostgreSQL the key
+/// row's lock (taken first) queues every run request of every replica, and the quota row's lock the
+/// organisation's: the counts read after them are exact.
+pub fn create_run_with(
+    conn: &mut DbConnection,
+    requester: RunRequester<'_>,
+    new: &NewLabelRun,
+    checks: RunChecks,
 ) -> CoreResult<LabelRun> {
     new.validate()?;
     let product = super::sites::get_product(conn, new.product_id)?;
@@ -295,6 +338,10 @@ pub fn create_run(
             ),
         ));
     }
+    reserve_quota(conn, product.org_id, n, checks.over_quota)?;
+    if let Some(limits) = checks.limits {
+        check_queued_runs(conn, product.org_id, limits)?;
+    }
     let row = on_backend!(conn, c => diesel::insert_into(lr::label_runs)
         .values((
             lr::org_id.eq(product.org_id.0),
@@ -311,6 +358,133 @@ pub fn create_run(
         .returning(RunRow::as_returning())
         .get_result(c))?;
     row.into_model()
+}
+
+/// Counts `n` labels against `org`'s quota in one guarded statement (which also locks the quota row until
+/// the transaction ends); refuses with `label_quota_exceeded` and the remaining amount when they do not fit.
+fn reserve_quota(conn: &mut DbConnection, org: OrgId, n: i64, over_quota: bool) -> CoreResult<()> {
+    ensure_quota_row(conn, org)?;
+    let target = lq::label_quotas.filter(lq::org_id.eq(org.0));
+    let moved = if over_quota {
+        on_backend!(conn, c => diesel::update(target).set(lq::used.eq(lq::used + n)).execute(c))?
+    } else {
+        on_backend!(conn, c => diesel::update(
+            target.filter(lq::quota.is_null().or(lq::quota.ge((lq::used + n).nullable()))),
+        )
+        .set(lq::used.eq(lq::used + n))
+        .execute(c))?
+    };
+    if moved == 1 {
+        return Ok(());
+    }
+    let quota = label_quota(conn, org)?;
+    let remaining = quota.remaining.unwrap_or(0);
+    Err(CoreError::Conflict {
+        code: "label_quota_exceeded",
+        message: format!(
+            "the organisation's label quota is {}, of which {} are used: {remaining} remaining, {n} requested",
+            quota.quota.unwrap_or(0),
+            quota.used
+        ),
+        details: Some(serde_json::json!({
+            "quota": quota.quota,
+            "used": quota.used,
+            "remaining": remaining,
+            "requested": n,
+        })),
+    })
+}
+
+/// Refuses with `too_many_label_runs` (429) when the organisation, or everyone together, has as many runs
+/// queued or minting as `limits` allow. Runs from the command line count too: they fill the same disk.
+fn check_queued_runs(conn: &mut DbConnection, org: OrgId, limits: RunLimits) -> CoreResult<()> {
+    let minting = LabelRunStatus::Minting.as_str();
+    let of_org: i64 = on_backend!(conn, c => lr::label_runs
+        .filter(lr::status.eq(minting))
+        .filter(lr::org_id.eq(org.0))
+        .count()
+        .get_result(c))?;
+    if of_org >= limits.per_org {
+        return Err(CoreError::Limited {
+            code: "too_many_label_runs",
+            message: format!(
+                "your organisation already has {of_org} label runs queued or minting (at most {}); \
+                 request more once one has finished",
+                limits.per_org
+            ),
+        });
+    }
+    let all: i64 = on_backend!(conn, c => lr::label_runs
+        .filter(lr::status.eq(minting))
+        .count()
+        .get_result(c))?;
+    if all >= limits.overall {
+        return Err(CoreError::Limited {
+            code: "too_many_label_runs",
+            message: format!(
+                "{all} label runs are queued or minting on this platform (at most {}); try again later",
+                limits.overall
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn ensure_quota_row(conn: &mut DbConnection, org: OrgId) -> CoreResult<()> {
+    on_backend!(conn, c => diesel::insert_into(lq::label_quotas)
+        .values((lq::org_id.eq(org.0), lq::used.eq(0i64)))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(())
+}
+
+/// quota, used, updated_by, updated_at of a `label_quotas` row.
+type QuotaRow = (Option<i64>, i64, Option<i64>, Option<i64>);
+
+/// An organisation's label quota, what it has used and what remains (`None`: no limit).
+pub fn label_quota(conn: &mut DbConnection, org: OrgId) -> CoreResult<LabelQuota> {
+    super::orgs::get(conn, org)?;
+    let row: Option<QuotaRow> = on_backend!(conn, c => lq::label_quotas
+        .find(org.0)
+        .select((lq::quota, lq::used, lq::updated_by, lq::updated_at))
+        .first(c)
+        .optional())?;
+    let (quota, used, updated_by, updated_at) = row.unwrap_or((None, 0, None, None));
+    Ok(LabelQuota {
+        org_id: org,
+        quota,
+        used,
+        remaining: quota.map(|q| (q - used).max(0)),
+        updated_by: updated_by.map(UserId),
+        updated_at: updated_at.map(to_datetime),
+    })
+}
+
+/// Sets (or with `None` lifts) an organisation's label quota; operators only. A quota below what is used
+/// already is allowed: it refuses every further run.
+pub fn set_label_quota(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    org: OrgId,
+    quota: Option<i64>,
+) -> CoreResult<LabelQuota> {
+    policy::ensure_operator(actor)?;
+    if quota.is_some_and(|q| !(0..=MAX_LABEL_SEQUENCE).contains(&q)) {
+        return Err(CoreError::invalid(
+            "invalid_quota",
+            format!("a quota is 0 – {MAX_LABEL_SEQUENCE} labels, or null for no limit"),
+        ));
+    }
+    super::orgs::get(conn, org)?;
+    ensure_quota_row(conn, org)?;
+    on_backend!(conn, c => diesel::update(lq::label_quotas.find(org.0))
+        .set((
+            lq::quota.eq(quota),
+            lq::updated_by.eq(Some(actor.user_id.0)),
+            lq::updated_at.eq(Some(now_millis())),
+        ))
+        .execute(c))?;
+    label_quota(conn, org)
 }
 
 fn set_run_outcome(
@@ -336,6 +510,18 @@ fn set_run_outcome(
         ))
         .returning(RunRow::as_returning())
         .get_result(c))?;
+    if status == LabelRunStatus::Failed {
+        // A failed run's labels were never written: they no longer count against the quota.
+        ensure_quota_row(conn, current.org_id)?;
+        let n = current.count;
+        let quota = lq::label_quotas.find(current.org_id.0);
+        let moved = on_backend!(conn, c => diesel::update(quota.filter(lq::used.ge(n)))
+            .set(lq::used.eq(lq::used - n))
+            .execute(c))?;
+        if moved == 0 {
+            on_backend!(conn, c => diesel::update(quota).set(lq::used.eq(0i64)).execute(c))?;
+        }
+    }
     row.into_model()
 }
 

@@ -232,9 +232,10 @@ pub fn transform(
             origin_site_id: None,
         };
         let child = batches::insert(conn, actor.org_id, &nb, now)?;
-        if blocked_input.is_some() {
-            // A product made from a blocked batch stays blocked until it passes an inspection itself.
-            batches::set_status(conn, child.id, BatchStatus::Blocked, Some("input_blocked"))?;
+        // A product made from a blocked batch stays blocked until it passes an inspection itself.
+        let start = crate::batch_state::BatchState::new(actor.org_id, blocked_input.is_some());
+        if start.status != child.status {
+            batches::set_status(conn, child.id, start.status, start.status_reason.as_deref())?;
         }
         for (input, batch) in new
             .inputs

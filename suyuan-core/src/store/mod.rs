@@ -4,6 +4,7 @@
 //! [`on_backend!`](crate::on_backend); the few that differ match on the connection explicitly.
 
 pub mod alerts;
+pub mod anchors;
 pub mod batches;
 pub mod bulk;
 pub mod iot;

@@ -53,7 +53,7 @@ pub fn recall(
     let details = serde_json::to_value(&details)
         .map(|v| canonical_json(&v))
         .map_err(|e| CoreError::Internal(e.to_string()))?;
-    let status_reason = format!("召回 recalled (batch {}): {reason}", origin_batch.lot_code);
+    let status_reason = crate::batch_state::recall_reason(&origin_batch.lot_code, reason);
     let mut outcome = RecallOutcome {
         origin,
         reason: reason.to_owned(),

@@ -10,6 +10,7 @@ use super::alerts::{self, NewAlert};
 use super::batches;
 use super::rows::{models, BatchRow, RecordRow};
 use super::DbConnection;
+use crate::batch_state::{self, BatchState, HARVEST_WITHIN_PHI, INSPECTION_FAILED};
 use crate::chain::{canonical_json, record_hash};
 use crate::db::Database;
 use crate::error::{CoreError, CoreResult};
@@ -970,8 +971,6 @@ struct Effects {
     flags: Vec<String>,
     block: Option<(&'static str, String)>,
     release: bool,
-    ship_to: Option<OrgId>,
-    receive: bool,
 }
 
 /// The rules enforced at write time.
@@ -986,9 +985,9 @@ fn rules(
         RecordDetails::Harvest(_) => {
             let violations = phi_violations(conn, batch.id, new.event_time.timestamp_millis())?;
             if !violations.is_empty() {
-                fx.flags.push("harvest_within_phi".into());
+                fx.flags.push(HARVEST_WITHIN_PHI.into());
                 fx.block = Some((
-                    "harvest_within_phi",
+                    HARVEST_WITHIN_PHI,
                     format!(
                         "采收早于安全间隔期 harvested within the pre-harvest interval: {}",
                         violations.join("; ")
@@ -1004,9 +1003,9 @@ fn rules(
                     .filter(|x| x.result == Verdict::Fail)
                     .map(|x| x.name.as_str())
                     .collect();
-                fx.flags.push("inspection_failed".into());
+                fx.flags.push(INSPECTION_FAILED.into());
                 fx.block = Some((
-                    "inspection_failed",
+                    INSPECTION_FAILED,
                     format!("检测不合格 inspection failed: {}", failed.join(", ")),
                 ));
             }
@@ -1028,9 +1027,7 @@ fn rules(
                     ));
                 }
             }
-            fx.ship_to = Some(to.id);
         }
-        RecordDetails::Receiving(_) => fx.receive = true,
         RecordDetails::Correction(c) => {
             let target = get(conn, c.supersedes)?;
             if target.batch_id != batch.id {
@@ -1100,7 +1097,9 @@ fn phi_violations(
     Ok(out)
 }
 
-/// Applies the rules' effects once the record is stored.
+/// Applies the rules' effects once the record is stored: the batch's row moves as
+/// [`crate::batch_state`] says the stored record moves it (the verifier folds the same function over the
+/// chain), and the alerts open or close.
 fn apply(
     conn: &mut DbConnection,
     batch: &Batch,
@@ -1108,10 +1107,29 @@ fn apply(
     fx: Effects,
 ) -> CoreResult<()> {
     let record_id = Some(RecordId(stored.id));
+    let before = BatchState::of(batch);
+    let mut after = before.clone();
+    let flags: Vec<String> = serde_json::from_str(&stored.flags).unwrap_or_default();
+    let details: RecordDetails = serde_json::from_str(&stored.details)
+        .map_err(|e| CoreError::Internal(format!("stored details do not parse: {e}")))?;
+    for effect in batch_state::effects(&details, &flags, OrgId(stored.org_id)) {
+        // Recalls are written by `store::recall`, never through capture.
+        after.apply(&effect, |_| String::new());
+    }
+    if (after.status, &after.status_reason) != (before.status, &before.status_reason) {
+        batches::set_status(conn, batch.id, after.status, after.status_reason.as_deref())?;
+    }
+    if (after.custodian_org_id, after.in_transit_to_org_id)
+        != (before.custodian_org_id, before.in_transit_to_org_id)
+    {
+        on_backend!(conn, c => diesel::update(b::batches.find(batch.id.0))
+            .set((
+                b::custodian_org_id.eq(after.custodian_org_id.0),
+                b::in_transit_to_org_id.eq(after.in_transit_to_org_id.map(|o| o.0)),
+            ))
+            .execute(c))?;
+    }
     if let Some((kind, message)) = fx.block {
-        if batch.status != BatchStatus::Recalled {
-            batches::set_status(conn, batch.id, BatchStatus::Blocked, Some(kind))?;
-        }
         alerts::open(
             conn,
             NewAlert {
@@ -1125,18 +1143,7 @@ fn apply(
         )?;
     }
     if fx.release {
-        if batch.status == BatchStatus::Blocked {
-            batches::set_status(conn, batch.id, BatchStatus::Open, None)?;
-        }
-        alerts::close_for_batch(conn, batch.id, &["harvest_within_phi", "inspection_failed"])?;
-    }
-    if let Some(to) = fx.ship_to {
-        on_backend!(conn, c => diesel::update(b::batches.find(batch.id.0)).set(b::in_transit_to_org_id.eq(Some(to.0))).execute(c))?;
-    }
-    if fx.receive {
-        on_backend!(conn, c => diesel::update(b::batches.find(batch.id.0))
-            .set((b::custodian_org_id.eq(stored.org_id), b::in_transit_to_org_id.eq(None::<i64>)))
-            .execute(c))?;
+        alerts::close_for_batch(conn, batch.id, &[HARVEST_WITHIN_PHI, INSPECTION_FAILED])?;
     }
     Ok(())
 }

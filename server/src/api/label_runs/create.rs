@@ -1,6 +1,7 @@
 //! `POST /api/v1/label-runs`: reserves the serials of a run for one of the caller's organisation's
 //! products and queues it for minting; answers 202 at once with the run (`minting`), which is then
-//! followed with `GET /api/v1/label-runs/{id}`.
+//! followed with `GET /api/v1/label-runs/{id}`. The labels count against the organisation's quota
+//! (`label_quota_exceeded`, 409), and a bounded number of runs may wait at once (`too_many_label_runs`, 429).
 
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
@@ -32,8 +33,11 @@ pub struct RunRequest {
 #[utoipa::path(tag = "labels", request_body = RunRequest, responses(
     (status = 202, body = RunView, description = "reserved and queued; poll the run until `finished`"),
     (status = 403, body = ErrorBody),
+    (status = 401, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "no such product"),
+    (status = 409, body = ErrorBody, description = "`label_quota_exceeded`: the run does not fit the organisation's label quota (the remaining amount in the message and `details`)"),
     (status = 422, body = ErrorBody, description = "count, layout or host invalid, or no active signing key"),
+    (status = 429, body = ErrorBody, description = "`too_many_label_runs`: the organisation, or the platform, has as many runs queued as allowed"),
     (status = 503, body = ErrorBody, description = "this server does not mint labels"),
 ), security(("bearer" = [])))]
 #[post("/label-runs")]
@@ -68,6 +72,7 @@ pub async fn create(
         )
         .into());
     }
+    let limits = minter.settings().run_limits;
     let run = blocking(&state, move |db| {
         db.write(|c| {
             let key = labels::active_key(c)?.ok_or_else(|| {
@@ -76,7 +81,7 @@ pub async fn create(
                     "no active signing key; create one with `suyuan keys new`",
                 )
             })?;
-            labels::create_run(
+            labels::create_run_with(
                 c,
                 RunRequester::User(&actor),
                 &NewLabelRun {
@@ -85,6 +90,10 @@ pub async fn create(
                     count: req.count,
                     layout: req.layout,
                     host,
+                },
+                labels::RunChecks {
+                    limits: Some(limits),
+                    over_quota: false,
                 },
             )
         })

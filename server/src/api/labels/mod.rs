@@ -4,6 +4,7 @@
 //! same set, retired keys included: labels they signed keep verifying after a rotation.
 
 pub mod activate;
+pub mod anchors;
 pub mod keys;
 pub mod verify;
 pub mod void;

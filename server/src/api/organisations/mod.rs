@@ -2,4 +2,5 @@
 
 pub mod create;
 pub mod get;
+pub mod label_quota;
 pub mod list;
