@@ -269,3 +269,70 @@ fn a_forwarded_address_from_an_untrusted_peer_is_ignored(app: TestApp) {
     );
     assert!(a.retry_after.is_some());
 }
+
+/// `suyuan serve` as an operator starts it: the data folder (here one left world-readable by an older
+/// version) becomes owner-only, the SQLite file and its write-ahead log and shared memory are created
+/// owner-only, and with an https public host the session cookie is `Secure`.
+#[test]
+fn serve_keeps_its_files_private_and_its_cookie_secure() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let mut child = std::process::Command::new(crate::support::mqtt::suyuan_binary())
+        .args(["serve", "--demo", "--no-gateway", "--listen", &addr])
+        .arg("--data")
+        .arg(&data)
+        .args(["--public-host", "trace.example.cn"])
+        .env_remove("DATABASE_URL")
+        .env_remove("SUYUAN_SECURE_COOKIES")
+        .env_remove("SUYUAN_MEDIA")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{addr}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while ureq::get(&format!("{base}/api/v1/health")).call().is_err() {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("suyuan serve did not come up on {addr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let login = attempt(&base, None, "regulator", suyuan_core::demo::DEMO_PASSWORD);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let modes: Vec<(String, u32)> = [
+        "",
+        "suyuan.sqlite",
+        "suyuan.sqlite-wal",
+        "suyuan.sqlite-shm",
+    ]
+    .into_iter()
+    .map(|name| (name.to_owned(), mode(&data.join(name))))
+    .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    let cookie = login.cookie.unwrap_or_default();
+    for part in ["Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(
+            cookie.split(';').any(|p| p.trim() == part),
+            "{part} missing: {cookie}"
+        );
+    }
+    assert_eq!(
+        modes,
+        [
+            ("".to_owned(), 0o700),
+            ("suyuan.sqlite".to_owned(), 0o600),
+            ("suyuan.sqlite-wal".to_owned(), 0o600),
+            ("suyuan.sqlite-shm".to_owned(), 0o600),
+        ]
+    );
+}

@@ -73,7 +73,7 @@ pub async fn batch_page(
             org_id: Some(batch.org_id),
             product_id: Some(batch.product_id),
             region: client::ip_region(scanning.ip_regions.as_ref(), ip),
-            client_hash: client::request_hash(&req, &scanning.salt, ip),
+            client_hash: client::request_hash(&scanning.salt, ip),
         }))
         .await;
     let lang = Lang::of(&req);
