@@ -44,7 +44,7 @@ pub fn run(listener: TcpListener, state: AppState) -> std::io::Result<actix_web:
         App::new()
             .app_data(data.clone())
             .wrap(middleware::Compress::default())
-            .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(pages::security_headers())
             .configure(routes::configure)
     })
     .listen(listener)?

@@ -66,10 +66,23 @@ impl TokenKind {
 
 /// Sessions last 12 hours.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
-/// After this many failed logins in a row an account is locked for [`LOCKOUT_MS`].
-pub const MAX_FAILED_LOGINS: i32 = 5;
-/// How long a lock lasts.
-pub const LOCKOUT_MS: i64 = 15 * 60 * 1000;
+/// Failed logins are counted in windows of this length (from a counter's first failure); a refusal lasts
+/// until its counter's window ends. See `store::users::login` for the scheme.
+pub const LOGIN_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Failures of one user name from one client before that client is refused for that name.
+pub const MAX_FAILURES_PER_NAME_AND_CLIENT: i64 = 5;
+/// Failures from one client, whatever the names, before the client is refused for every name (password
+/// spraying from one address).
+pub const MAX_FAILURES_PER_CLIENT: i64 = 30;
+/// Failures of one user name, from all clients together, after which the name is "under attack": a client
+/// that has already failed on it is refused, a client that has not may still try.
+pub const MAX_FAILURES_PER_NAME: i64 = 10;
+
+/// What an unknown user name's password is checked against, so that a login for a name that does not exist
+/// costs the same argon2 work as one that does (same algorithm and parameters as [`hash_password`]; a unit
+/// test keeps them equal).
+pub const DUMMY_PASSWORD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Z0pbU3v3sdKzXcxUN6fq1T3mGJfmXNEYqyl0TFDhGc";
 
 #[cfg(test)]
 mod tests {
@@ -81,5 +94,21 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong horse", &h));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let real = hash_password("whatever").expect("hash");
+        let params = |h: &str| {
+            let parsed = PasswordHash::new(h).expect("parse");
+            (
+                parsed.algorithm.to_string(),
+                parsed.version,
+                parsed.params.to_string(),
+                parsed.hash.map(|o| o.len()),
+            )
+        };
+        assert_eq!(params(DUMMY_PASSWORD_HASH), params(&real));
+        assert!(!verify_password("whatever", DUMMY_PASSWORD_HASH));
     }
 }

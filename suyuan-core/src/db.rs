@@ -224,10 +224,9 @@ impl Database {
                 )));
             }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    CoreError::Setup(format!("cannot create {}: {e}", dir.display()))
-                })?;
+                create_private_dirs(dir)?;
             }
+            private_database_files(path)?;
         }
         if url.backend() == Backend::Sqlite {
             // Switch a new file to WAL on one connection before the pool opens several at once (the
@@ -297,6 +296,88 @@ impl Database {
         let mut conn = self.pool.get()?;
         f(&mut conn)
     }
+}
+
+/// Creates `dir` and its missing parents readable by the owner only (0700); folders that exist are left
+/// as they are (the database may live in a shared folder such as `/tmp`).
+pub fn create_private_dirs(dir: &Path) -> CoreResult<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| CoreError::Setup(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// Makes a folder of Suyuan's own (the data folder) owner-only: creates it 0700, or takes group and
+/// others' access away from one that exists.
+pub fn private_dir(dir: &Path) -> CoreResult<()> {
+    create_private_dirs(dir)?;
+    owner_only(dir, 0o700)
+}
+
+/// Takes group and others' access away from `path` when it has any (unix; elsewhere nothing to do).
+fn owner_only(path: &Path, mode: u32) -> CoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| CoreError::Setup(format!("cannot read {}: {e}", path.display())))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            // Not ours to change (another owner): say so, and go on as before.
+            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+                tracing::warn!(
+                    "cannot make {} readable by its owner only: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// The SQLite file is created owner-only (0600) before SQLite opens it, and an existing one (with its
+/// `-wal`, `-shm` and `-journal`) is made so: SQLite gives the files it creates beside the database the
+/// database's own mode, so the write-ahead log and shared memory stay private too.
+fn private_database_files(path: &Path) -> CoreResult<()> {
+    if path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(CoreError::Setup(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    owner_only(path, 0o600)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        if side.exists() {
+            owner_only(&side, 0o600)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the pending migrations on one connection and returns their names.

@@ -23,8 +23,6 @@ diesel::table! {
         phone -> Nullable<Text>,
         role -> Text,
         password_hash -> Text,
-        failed_logins -> Integer,
-        locked_until -> Nullable<BigInt>,
         created_at -> BigInt,
     }
 }
@@ -414,6 +412,14 @@ diesel::joinable!(readings -> devices (device_id));
 diesel::joinable!(device_images -> devices (device_id));
 diesel::joinable!(label_voids -> label_runs (run_id));
 
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> BigInt,
+        window_start -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
     users,
@@ -444,4 +450,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     label_scan_devices,
     scan_region_days,
     settings,
+    login_throttle,
 );

@@ -5,6 +5,9 @@
 //! DOM after rendering) and `--screenshot`. With `SUYUAN_SCREENSHOTS=DIR` the screenshots are kept
 //! there (`docs/screenshots/` holds the committed ones); otherwise in the test's temporary folder.
 //!
+//! Every page is rendered under the server's Content-Security-Policy: Chromium's log must show no
+//! refusal, and the scan page's one inline script must have run (the location button is shown).
+//!
 //! When `chromium` is not installed the test fails in CI (`CI` or `SUYUAN_REQUIRE_TOOLS`) and is skipped
 //! with a message elsewhere.
 
@@ -42,6 +45,7 @@ fn open(browser: &str, url: &str, shot: &Path, height: u32) -> String {
     ];
     let dom = Command::new(browser)
         .args(common)
+        .args(["--enable-logging=stderr", "--v=0"])
         .arg("--dump-dom")
         .arg(url)
         .output()
@@ -66,6 +70,11 @@ fn open(browser: &str, url: &str, shot: &Path, height: u32) -> String {
         std::fs::metadata(shot).is_ok_and(|m| m.len() > 1_000),
         "a screenshot of {url}"
     );
+    let log = String::from_utf8_lossy(&dom.stderr);
+    assert!(
+        !log.contains("Content Security Policy") && !log.contains("Content-Security-Policy"),
+        "{url} breaks its own Content-Security-Policy:\n{log}"
+    );
     String::from_utf8_lossy(&dom.stdout).into_owned()
 }
 
@@ -78,7 +87,14 @@ fn label_pages_in_headless_chromium_at_360px() {
         eprintln!("SKIPPED: install chromium to run the browser tests");
         return;
     };
-    let Some(app) = TestApp::start(Backend::Sqlite) else {
+    // Phones are told apart by address: the server trusts X-Forwarded-For here, as behind a proxy.
+    let Some(app) = TestApp::start_with(
+        Backend::Sqlite,
+        suyuan_server::scans::ScanSettings {
+            trust_forwarded_for: true,
+            ..Default::default()
+        },
+    ) else {
         return;
     };
     let summary = suyuan_core::demo::seed(&app.db).unwrap();
@@ -99,7 +115,7 @@ fn label_pages_in_headless_chromium_at_360px() {
     let copied = second_active(&settings, labels.run.id);
     for phone in 0..8 {
         let status = ureq::get(&app.url(&format!("/{copied}")))
-            .set("User-Agent", &format!("phone-{phone}"))
+            .set("X-Forwarded-For", &format!("10.9.0.{phone}"))
             .call()
             .map(|r| r.status())
             .unwrap_or(0);
@@ -166,7 +182,37 @@ fn label_pages_in_headless_chromium_at_360px() {
             dom.contains("width=device-width"),
             "{name}: laid out for the phone's width"
         );
+        if name.starts_with("active") {
+            assert!(
+                dom.contains("<button id=\"loc\" data-code="),
+                "{name}: the location script ran (the button is no longer hidden)\n{dom}"
+            );
+        }
     };
+    // Every answer carries the policy and the frame and referrer protection; pages and API alike.
+    for path in [
+        format!("/{}", labels.active),
+        "/kiosk".to_owned(),
+        "/".to_owned(),
+        "/api/v1/health".to_owned(),
+    ] {
+        let resp = ureq::get(&app.url(&path)).call().unwrap();
+        let csp = resp.header("Content-Security-Policy").unwrap_or_default();
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(resp.header("X-Frame-Options"), Some("DENY"), "{path}");
+        assert_eq!(
+            resp.header("Referrer-Policy"),
+            Some("no-referrer"),
+            "{path}"
+        );
+        assert_eq!(
+            resp.header("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
     for (name, path, verdict) in &cases {
         check(name, path, verdict, 800);
     }

@@ -3,8 +3,8 @@
 //! attempts counted by region, no scan lost under concurrent load, and the other ways in (typed short
 //! code, kiosk, SMS, GS1 Digital Link).
 //!
-//! Scanners are told apart by `X-Forwarded-For` (the server trusts it here, as behind a proxy) and
-//! `User-Agent`; regions come from a small IP-to-region file: 10.1/16 昆明, 10.2/16 北京, 10.3/16 玉溪,
+//! Scanners are told apart by their address, sent as `X-Forwarded-For` (the server trusts it here, as
+//! behind a proxy), not by `User-Agent`; regions come from a small IP-to-region file: 10.1/16 昆明, 10.2/16 北京, 10.3/16 玉溪,
 //! 10.4/16 广州.
 
 use std::collections::HashSet;
@@ -332,17 +332,30 @@ fn scan_page_shows_nothing_private(d: Demo) {
 fn many_devices_rule(d: Demo) {
     let app = &d.app;
     let (copied, honest) = (format!("/{}", d.labels[3].1), format!("/{}", d.labels[4].1));
-    // One household: the same phone again and again, and five phones in all: not suspicious.
+    // Five phones of a neighbourhood, each again and again: not suspicious.
     for i in 0..10 {
-        scan(app, &honest, KUNMING, &format!("phone-{}", i % 5));
+        scan(app, &honest, &format!("10.1.0.{}", 1 + i % 5), "phone");
     }
     assert!(alerts_of(app, "label_many_devices").is_empty());
-    assert!(!scan(app, &honest, KUNMING, "phone-0")
+    assert!(!scan(app, &honest, "10.1.0.1", "phone")
         .1
         .contains("疑似被复制"));
+    // One phone whose browser says something else each time (another app, an update, a script): still
+    // one device, no alert.
+    let one_phone = format!("/{}", d.labels[13].1);
+    for i in 0..10 {
+        scan(app, &one_phone, KUNMING, &format!("browser-{i}"));
+    }
+    assert!(
+        alerts_of(app, "label_many_devices").is_empty(),
+        "a changed User-Agent is not another device"
+    );
+    let shown = page(app, &one_phone);
+    assert!(!shown.contains("疑似被复制"), "{shown}");
+    assert!(shown.contains("来自 1 台设备"), "{shown}");
     // A copied label: the sixth distinct device trips the rule (more than 5), once.
     for i in 0..8 {
-        scan(app, &copied, KUNMING, &format!("stranger-{i}"));
+        scan(app, &copied, &format!("10.1.1.{i}"), "phone");
     }
     let found = alerts_of(app, "label_many_devices");
     assert_eq!(found.len(), 1, "{found:?}");
@@ -740,6 +753,28 @@ fn gs1_digital_link(d: Demo) {
     let v: Value = serde_json::from_slice(&body).unwrap();
     let set = &v["linkset"][0];
     assert!(set["anchor"].as_str().unwrap().ends_with(&link), "{v}");
+    // Every link is on the configured public host, whatever Host header the request carried.
+    let forged: Value = ureq::get(&app.url(&link))
+        .set("Accept", "application/linkset+json")
+        .set("Host", "evil.example")
+        .set("X-Forwarded-Host", "evil.example")
+        .set("X-Forwarded-Proto", "http")
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(
+        forged, v,
+        "the linkset does not depend on the request's Host"
+    );
+    let anchor = set["anchor"].as_str().unwrap();
+    assert_eq!(anchor, format!("https://t.cn{link}"), "{v}");
+    for kind in ["defaultLink", "traceability", "recallStatus"] {
+        let href = set[format!("https://gs1.org/voc/{kind}")][0]["href"]
+            .as_str()
+            .unwrap();
+        assert!(href.starts_with("https://t.cn/"), "{kind}: {href}");
+    }
     let trace = set["https://gs1.org/voc/traceability"][0]["href"]
         .as_str()
         .unwrap();

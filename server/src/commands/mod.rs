@@ -47,8 +47,10 @@ impl DataArgs {
         })
     }
 
-    /// Opens the database and runs pending migrations.
+    /// Opens the database and runs pending migrations; the data folder (keys, label runs, media, the
+    /// SQLite files) is made readable by its owner only first.
     pub fn open(&self) -> anyhow::Result<Database> {
+        suyuan_core::db::private_dir(&self.data_dir)?;
         let url = self.url()?;
         tracing::info!(database = %url.redacted(), "opening database");
         Ok(Database::open(&url, &PoolConfig::default())?)

@@ -24,12 +24,18 @@ pub struct ServeArgs {
     /// Seed the demo county (once) and print its accounts.
     #[arg(long)]
     pub demo: bool,
-    /// Mark cookies Secure (when served behind HTTPS).
+    /// Mark cookies Secure (always done when the public host is https).
     #[arg(long, env = "SUYUAN_SECURE_COOKIES")]
     pub secure_cookies: bool,
-    /// Host written into label URLs minted through the API (default: the listen address).
+    /// The public address: host written into label URLs and links (https://HOST; a bare HOST means https,
+    /// which makes cookies Secure; http://HOST for a plain-HTTP test set-up). Default: the listen address,
+    /// over http.
     #[arg(long, env = "SUYUAN_PUBLIC_HOST")]
     pub public_host: Option<String>,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client for
+    /// login throttling; from any other peer the header is ignored.
+    #[arg(long, env = "SUYUAN_TRUSTED_PROXIES", value_parser = crate::extract::TrustedProxies::parse, default_value = "")]
+    pub trusted_proxies: crate::extract::TrustedProxies,
     /// A CJK TrueType font for printed labels; by default a system font is searched.
     #[arg(long, env = "SUYUAN_LABEL_FONT")]
     pub label_font: Option<std::path::PathBuf>,
@@ -87,10 +93,12 @@ impl ServeArgs {
 /// Runs the server until Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let db = args.data.open()?;
-    let public_host = args
+    let public_url = args
         .public_host
         .clone()
-        .unwrap_or_else(|| args.listen.clone());
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    let public_host = crate::state::public_url(&public_url).1.to_owned();
     let settings = MintSettings {
         font: args.label_font.clone(),
         // Leave a core to the HTTP workers while a run is minted.
@@ -173,7 +181,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_scan_settings(args.scan_settings())?;
     state.media_dir = Some(args.data.media());
     state.secure_cookies = args.secure_cookies;
-    state.public_host = public_host;
+    state.trusted_proxies = args.trusted_proxies.clone();
+    let state = state.with_public_url(&public_url);
     println!("溯源 Suyuan serving on http://{}", listener.local_addr()?);
     let scan_log = state.scanning.log.clone();
     crate::run(listener, state)?.await?;

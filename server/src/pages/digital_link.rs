@@ -52,7 +52,7 @@ pub async fn batch_page(
     if wants_linkset {
         return Ok(HttpResponse::Ok()
             .content_type("application/linkset+json")
-            .json(linkset(&req, &gtin, &lot, batch.id)));
+            .json(linkset(&state.public_base(), &gtin, &lot, batch.id)));
     }
     let verdict = match batch.status {
         BatchStatus::Recalled => ScanVerdict::Recalled,
@@ -73,7 +73,7 @@ pub async fn batch_page(
             org_id: Some(batch.org_id),
             product_id: Some(batch.product_id),
             region: client::ip_region(scanning.ip_regions.as_ref(), ip),
-            client_hash: client::request_hash(&req, &scanning.salt, ip),
+            client_hash: client::request_hash(&scanning.salt, ip),
         }))
         .await;
     let lang = Lang::of(&req);
@@ -105,10 +105,9 @@ pub async fn batch_page(
     Ok(html(&req, body))
 }
 
-/// The linkset of a batch (RFC 9264, GS1 link types).
-fn linkset(req: &HttpRequest, gtin: &str, lot: &str, batch: BatchId) -> serde_json::Value {
-    let info = req.connection_info();
-    let base = format!("{}://{}", info.scheme(), info.host());
+/// The linkset of a batch (RFC 9264, GS1 link types), on the configured public host: the request's
+/// `Host` header is the client's to write, and a linkset cached by a resolver must not point elsewhere.
+fn linkset(base: &str, gtin: &str, lot: &str, batch: BatchId) -> serde_json::Value {
     let anchor = format!("{base}/01/{}/10/{lot}", public::gtin14(gtin));
     json!({
         "linkset": [{

@@ -12,6 +12,9 @@ use suyuan_core::model::ScanMethod;
 use suyuan_label_gen::serial::SERIAL_DIGITS;
 
 use super::scan::{html, show, Mode, CSS};
+
+/// The keypad's styles, inlined after [`CSS`] (allowed by their hash, see [`super::security_headers`]).
+pub const KIOSK_CSS: &str = include_str!("../../../web/static/kiosk.css");
 use super::texts::{self, Texts};
 use super::Lang;
 use crate::error::{ApiError, ApiResult};
@@ -33,6 +36,7 @@ pub struct KioskQuery {
 struct KioskPage {
     t: &'static Texts,
     css: &'static str,
+    kiosk_css: &'static str,
     lang_query: &'static str,
     en: bool,
     entered: String,
@@ -94,6 +98,7 @@ pub async fn kiosk(
     let page = KioskPage {
         t: texts::texts(lang),
         css: CSS,
+        kiosk_css: KIOSK_CSS,
         lang_query: if lang == Lang::En { "?lang=en" } else { "" },
         en: lang == Lang::En,
         grouped: group(&entered),

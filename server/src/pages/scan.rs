@@ -31,8 +31,12 @@ use crate::scans::lookup::{resolve, CodeKind, ScanFacts};
 use crate::scans::story::{ColdStay, StoryData};
 use crate::state::AppState;
 
-/// The consumer pages' styles (scan page and kiosk), inlined into each page.
+/// The consumer pages' styles (scan page and kiosk), inlined into each page (the Content-Security-Policy
+/// allows exactly this text by its hash, see [`super::security_headers`]).
 pub const CSS: &str = include_str!("../../../web/static/scan.css");
+
+/// The location button's script, inlined into the scan page and allowed by its hash like [`CSS`].
+pub const LOCATION_SCRIPT: &str = r#"(function(){var b=document.getElementById("loc");if(!navigator.geolocation||!window.fetch)return;b.hidden=false;b.onclick=function(){navigator.geolocation.getCurrentPosition(function(p){fetch("/api/v1/scans/location",{method:"POST",headers:{"Content-Type":"application/json"},body:JSON.stringify({code:b.dataset.code,latitude:p.coords.latitude,longitude:p.coords.longitude})}).then(function(){b.textContent=b.dataset.thanks;b.disabled=true})})}})()"#;
 
 /// How the page is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +121,7 @@ pub struct ScanPage<'a> {
     pub t: &'static Texts,
     pub title: String,
     pub css: &'static str,
+    pub script: &'static str,
     pub switch_href: String,
     pub lang_query: &'static str,
     pub kiosk: bool,
@@ -225,7 +230,7 @@ pub async fn show(
     .await?;
     let ip = client::client_ip(req, scanning.settings.trust_forwarded_for);
     let region = client::ip_region(scanning.ip_regions.as_ref(), ip);
-    let hash = client::request_hash(req, &scanning.salt, ip);
+    let hash = client::request_hash(&scanning.salt, ip);
     scanning
         .log
         .log(ScanEvent::Scan(scan_of(&facts, method, region, hash)))
@@ -530,6 +535,7 @@ pub fn page(
         t,
         title: format!("{} · {}", verdict.heading, t.title),
         css: CSS,
+        script: LOCATION_SCRIPT,
         switch_href: switch_href(req, t.switch_to),
         lang_query: if lang == Lang::En { "?lang=en" } else { "" },
         kiosk: mode == Mode::Kiosk,

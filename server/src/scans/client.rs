@@ -1,8 +1,16 @@
 //! Who scanned, without knowing who: a salted hash of the client, and a coarse region.
 //!
-//! The hash (SHA-256 over a deployment-wide random salt, the client's address and its browser) tells
-//! devices apart for the "too many devices" rule and is useless to anyone without the salt. The address
-//! itself is only used for the region and is never stored.
+//! The hash (SHA-256 over a deployment-wide random salt and the client's network address) tells devices
+//! apart for the "too many devices" rule and is useless to anyone without the salt. The address itself is
+//! only used for the region and is never stored.
+//!
+//! What counts as one device: an IPv4 address, or an IPv6 /64 (the part of an IPv6 address a phone
+//! changes on its own, privacy addresses, stays inside its /64). The browser's `User-Agent` is left out:
+//! it is whatever the client sends, so one phone switching browsers (or WeChat updating, or a script
+//! changing it at will) would otherwise count as many devices and open a false "copied label" alert. The
+//! cost is the other way round: phones behind one address (a household's Wi-Fi, a carrier's NAT) count as
+//! one device, so a copied label scanned only inside one network is not flagged by this rule — a copy
+//! sold elsewhere is, since it is scanned from other networks.
 
 use std::net::IpAddr;
 
@@ -28,29 +36,18 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> Option<IpAddr> {
     req.peer_addr().map(|a| a.ip())
 }
 
-/// The salted hash of a client: its address (or, for SMS, its number) and its browser.
-pub fn client_hash(salt: &str, who: &str, agent: &str) -> String {
+/// The salted hash of a client: its network address (or, for SMS, its number).
+pub fn client_hash(salt: &str, who: &str) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
     h.update([0]);
     h.update(who.as_bytes());
-    h.update([0]);
-    h.update(agent.as_bytes());
     hex::encode(&h.finalize()[..16])
 }
 
-/// The hash of an HTTP client.
-pub fn request_hash(req: &HttpRequest, salt: &str, ip: Option<IpAddr>) -> String {
-    let agent = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    client_hash(
-        salt,
-        &ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        agent,
-    )
+/// The hash of an HTTP client: its IPv4 address or IPv6 /64, not its browser (see the module doc).
+pub fn request_hash(salt: &str, ip: Option<IpAddr>) -> String {
+    client_hash(salt, &crate::extract::client_key(ip))
 }
 
 /// The region of an address, from the IP-to-region database when one is installed.
@@ -82,13 +79,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_hash_depends_on_salt_address_and_browser_and_hides_them() {
-        let a = client_hash("salt", "203.0.113.7", "Mozilla");
+    fn the_hash_depends_on_salt_and_network_and_hides_them() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let a = request_hash("salt", ip("203.0.113.7"));
         assert_eq!(a.len(), 32);
-        assert_ne!(a, client_hash("other", "203.0.113.7", "Mozilla"));
-        assert_ne!(a, client_hash("salt", "203.0.113.8", "Mozilla"));
-        assert_ne!(a, client_hash("salt", "203.0.113.7", "WeChat"));
+        assert_ne!(a, request_hash("other", ip("203.0.113.7")));
+        assert_ne!(a, request_hash("salt", ip("203.0.113.8")));
         assert!(!a.contains("203"));
+        // A phone's IPv6 privacy addresses change inside its /64: one device.
+        assert_eq!(
+            request_hash("salt", ip("2001:db8:5:6:1111::1")),
+            request_hash("salt", ip("2001:db8:5:6:2222::9"))
+        );
+        assert_ne!(
+            request_hash("salt", ip("2001:db8:5:6::1")),
+            request_hash("salt", ip("2001:db8:5:7::1"))
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Scans: a consumer opening a label's page (or typing its short code, at a kiosk, by SMS), and what the
 //! counterfeit rules make of the sequence of scans of one label.
 //!
-//! A scan stores no personal data in clear: the client is a salted hash of its address and browser, the
+//! A scan stores no personal data in clear: the client is a salted hash of its network address, the
 //! place a 6-digit division code (from an IP-to-region database or the phone's location rounded to about
 //! 10 km).
 
@@ -104,7 +104,7 @@ pub struct NewScan {
     /// The label's product (its distribution area is checked).
     pub product_id: Option<ProductId>,
     pub region: Option<ScanRegion>,
-    /// Salted hash of the client's address and browser.
+    /// Salted hash of the client's network address (IPv4 address or IPv6 /64).
     pub client_hash: String,
 }
 

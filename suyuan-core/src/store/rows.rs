@@ -60,8 +60,6 @@ pub struct UserRow {
     pub phone: Option<String>,
     pub role: String,
     pub password_hash: String,
-    pub failed_logins: i32,
-    pub locked_until: Option<i64>,
     pub created_at: i64,
 }
 

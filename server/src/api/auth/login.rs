@@ -2,15 +2,16 @@
 //! that prefer a bearer header.
 
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::{post, web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use suyuan_core::auth::TokenKind;
 use suyuan_core::model::User;
 use suyuan_core::store::users::{self, LoginOutcome};
 use utoipa::ToSchema;
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{blocking, SESSION_COOKIE};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{blocking, client_address, client_key, SESSION_COOKIE};
 use crate::state::AppState;
 
 /// Credentials.
@@ -32,21 +33,41 @@ pub struct LoginResponse {
 #[utoipa::path(tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = LoginResponse),
     (status = 401, body = ErrorBody, description = "wrong username or password"),
-    (status = 429, body = ErrorBody, description = "account locked after repeated failures"),
+    (status = 429, body = ErrorBody, description = "too many failed logins from this client (see `Retry-After`); \
+        the same for every user name, known or not", headers(("Retry-After" = u64, description = "seconds"))),
 ))]
 #[post("/auth/login")]
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
+    let client = client_key(client_address(&req, &state.trusted_proxies));
     let outcome = blocking(&state, move |db| {
-        db.write(|c| users::login(c, &body.username, &body.password, TokenKind::Session))
+        users::login(
+            db,
+            &body.username,
+            &body.password,
+            &client,
+            TokenKind::Session,
+        )
     })
     .await?;
     let (token, user) = match outcome {
         LoginOutcome::Success(token, user) => (token, user),
         LoginOutcome::Refused(e) => return Err(e.into()),
+        LoginOutcome::Throttled {
+            error,
+            retry_after_secs,
+        } => {
+            let mut refused = ApiError::from(error).error_response();
+            refused.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_secs),
+            );
+            return Ok(refused);
+        }
     };
     let cookie = Cookie::build(SESSION_COOKIE, token.clone())
         .path("/")

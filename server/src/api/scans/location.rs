@@ -68,7 +68,7 @@ pub async fn location(
         .log(ScanEvent::Located(LocatedScan {
             label,
             short_code: facts.short_code(),
-            client_hash: client::request_hash(&req, &scanning.salt, ip),
+            client_hash: client::request_hash(&scanning.salt, ip),
             region,
             at: Utc::now(),
             batch_id: lookup.batch_id,

@@ -100,7 +100,7 @@ pub async fn inbound(
         })
     })
     .await?;
-    let hash = client::client_hash(&state.scanning.salt, &format!("sms:{}", sms.from), "");
+    let hash = client::client_hash(&state.scanning.salt, &format!("sms:{}", sms.from));
     state
         .scanning
         .log
