@@ -79,7 +79,7 @@ fn contract(backend: Backend) {
             .args(["--max-examples", &examples.to_string()])
             .args(["--max-time", &seconds.to_string()])
             .args(["--seed", "20261204"])
-            .args(["--workers", "2"])
+            .args(["--workers", "1"])
             .args(["--request-timeout", "30"])
             .arg("--no-color")
             .current_dir(report.path())
