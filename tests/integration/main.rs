@@ -11,6 +11,7 @@ mod accounts;
 mod bad_input;
 mod browser;
 mod chain;
+mod contract;
 mod gateway_faults;
 mod iot;
 mod label_runs;

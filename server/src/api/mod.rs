@@ -32,6 +32,7 @@ pub(crate) fn created<T: Serialize>(body: &T) -> HttpResponse {
 #[serde(deny_unknown_fields)]
 pub struct OrgListQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_after` of the previous page.
     pub after: Option<i64>,

@@ -203,7 +203,11 @@ pub struct Correction {
 }
 
 /// The typed details of a record, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+///
+/// Its OpenAPI schema is written out below rather than derived: the derived one combines each variant's
+/// schema (which forbids unknown properties, as serde does) with a separate `{"kind": …}` object, which no
+/// object can satisfy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RecordDetails {
     Sowing(Sowing),
@@ -219,6 +223,78 @@ pub enum RecordDetails {
     Note(Note),
     Recall(Recall),
     Correction(Correction),
+}
+
+/// One variant of [`RecordDetails`] in the OpenAPI document: the variant's own object with the `kind`
+/// tag among its properties, so that exactly one variant matches a valid record.
+fn tagged_variant<T: utoipa::PartialSchema>(kind: RecordKind) -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    let tag = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([kind.as_str()]))
+        .build();
+    match T::schema() {
+        RefOr::T(Schema::Object(mut object)) => {
+            object.properties.insert("kind".to_owned(), tag.into());
+            object.required.insert(0, "kind".to_owned());
+            Schema::Object(object)
+        }
+        // Every variant is a plain struct, whose derived schema is an object; anything else is kept
+        // as it is, tagged through `allOf`.
+        other => Schema::AllOf(
+            utoipa::openapi::schema::AllOfBuilder::new()
+                .item(other)
+                .item(
+                    ObjectBuilder::new()
+                        .property("kind", tag)
+                        .required("kind"),
+                )
+                .build(),
+        ),
+    }
+}
+
+impl utoipa::PartialSchema for RecordDetails {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::OneOfBuilder;
+        OneOfBuilder::new()
+            .description(Some("The typed details of a record, tagged by `kind`."))
+            .item(tagged_variant::<Sowing>(RecordKind::Sowing))
+            .item(tagged_variant::<Fertilising>(RecordKind::Fertilising))
+            .item(tagged_variant::<Spraying>(RecordKind::Spraying))
+            .item(tagged_variant::<Irrigation>(RecordKind::Irrigation))
+            .item(tagged_variant::<Harvest>(RecordKind::Harvest))
+            .item(tagged_variant::<Processing>(RecordKind::Processing))
+            .item(tagged_variant::<Packing>(RecordKind::Packing))
+            .item(tagged_variant::<Inspection>(RecordKind::Inspection))
+            .item(tagged_variant::<Shipping>(RecordKind::Shipping))
+            .item(tagged_variant::<Receiving>(RecordKind::Receiving))
+            .item(tagged_variant::<Note>(RecordKind::Note))
+            .item(tagged_variant::<Recall>(RecordKind::Recall))
+            .item(tagged_variant::<Correction>(RecordKind::Correction))
+            .into()
+    }
+}
+
+impl ToSchema for RecordDetails {
+    /// The schemas the variants refer to (an inspection's items and verdicts).
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <Inspection as ToSchema>::schemas(schemas);
+        schemas.push((
+            InspectionItem::name().into_owned(),
+            <InspectionItem as utoipa::PartialSchema>::schema(),
+        ));
+        schemas.push((
+            Verdict::name().into_owned(),
+            <Verdict as utoipa::PartialSchema>::schema(),
+        ));
+    }
 }
 
 impl RecordDetails {

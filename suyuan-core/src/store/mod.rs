@@ -31,6 +31,7 @@ use crate::error::{CoreError, CoreResult};
 #[serde(deny_unknown_fields)]
 pub struct Page {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_after` of the previous page.
     pub after: Option<i64>,

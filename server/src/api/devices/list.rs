@@ -17,6 +17,8 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct DevicesQuery {
     pub site_id: Option<i64>,
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     pub after: Option<i64>,
 }

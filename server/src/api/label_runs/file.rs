@@ -12,7 +12,10 @@ use crate::extract::{blocking, Caller};
 use crate::state::AppState;
 
 #[utoipa::path(tag = "labels", params(("id" = i64, Path), ("name" = String, Path)), responses(
-    (status = 200, content_type = "application/pdf", description = "a PDF of labels (or text/csv for the manifest)"),
+    (status = 200, description = "a PDF of labels, or the CSV manifest", content(
+        (Vec<u8> = "application/pdf"),
+        (String = "text/csv"),
+    )),
     (status = 404, body = ErrorBody, description = "no such run or file, or the run is not finished"),
 ), security(("bearer" = [])))]
 #[get("/label-runs/{id}/files/{name}")]

@@ -15,13 +15,15 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{blocking, Caller};
 use crate::state::AppState;
 
-/// The days to count (China time, inclusive); the last 30 days by default.
+/// The days to count (China time, inclusive); the last 30 days by default, at most 366 days.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RegionsQuery {
-    /// YYYY-MM-DD.
+    /// YYYY-MM-DD; at most 366 days before `to`.
+    #[param(format = Date)]
     pub from: Option<String>,
-    /// YYYY-MM-DD.
+    /// YYYY-MM-DD; not before `from`.
+    #[param(format = Date)]
     pub to: Option<String>,
 }
 
@@ -59,6 +61,32 @@ fn day(value: Option<String>, default: NaiveDate, name: &str) -> Result<String, 
     }
 }
 
+/// The longest period one request counts (a year, leap day included).
+const MAX_DAYS: i64 = 366;
+
+/// `from` not after `to`, and at most [`MAX_DAYS`] days: the counts are summed on request.
+fn check_range(from: &str, to: &str) -> Result<(), ApiError> {
+    let parse = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+    let (Some(f), Some(t)) = (parse(from), parse(to)) else {
+        return Ok(());
+    };
+    if f > t {
+        return Err(ApiError::request(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_range",
+            "from must not be after to",
+        ));
+    }
+    if (t - f).num_days() + 1 > MAX_DAYS {
+        return Err(ApiError::request(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_range",
+            format!("at most {MAX_DAYS} days at a time"),
+        ));
+    }
+    Ok(())
+}
+
 #[utoipa::path(tag = "scans", params(RegionsQuery), responses(
     (status = 200, body = RegionsAnswer),
     (status = 400, body = ErrorBody),
@@ -81,6 +109,7 @@ pub async fn regions(
     let today = (Utc::now() + Duration::hours(8)).date_naive();
     let from = day(q.from, today - Duration::days(29), "from")?;
     let to = day(q.to, today, "to")?;
+    check_range(&from, &to)?;
     let (f, t) = (from.clone(), to.clone());
     let rows = blocking(&state, move |db| {
         db.read(|c| scans::region_counts(c, &f, &t))

@@ -21,6 +21,8 @@ pub struct ImagesQuery {
     pub from: DateTime<Utc>,
     /// End (exclusive), RFC 3339.
     pub to: DateTime<Utc>,
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     pub after: Option<i64>,
 }

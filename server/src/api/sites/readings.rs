@@ -3,6 +3,7 @@
 //! `readings` (one row per metric of each stored message); on PostgreSQL its `telemetry` table is
 //! partitioned by month, so a range touches only the months it spans.
 
+use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use suyuan_core::store::iot;
 use suyuan_core::SiteId;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{blocking, Caller};
 use crate::state::AppState;
 
@@ -26,6 +27,7 @@ pub struct ReadingsQuery {
     pub metric: Option<String>,
     pub device_id: Option<i64>,
     /// 1–20,000, default 5,000.
+    #[param(minimum = 1, maximum = 20000)]
     pub limit: Option<i64>,
 }
 
@@ -50,6 +52,13 @@ pub async fn readings(
     q: web::Query<ReadingsQuery>,
 ) -> ApiResult<HttpResponse> {
     let (site, q) = (SiteId(id.into_inner()), q.into_inner());
+    if q.limit.is_some_and(|n| !(1..=20_000).contains(&n)) {
+        return Err(ApiError::request(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_page",
+            "limit must be between 1 and 20,000",
+        ));
+    }
     let (points, truncated) = blocking(&state, move |db| {
         db.read(|c| {
             iot::site_readings(
