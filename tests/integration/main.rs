@@ -17,6 +17,7 @@ mod label_runs;
 mod labels;
 mod lineage;
 mod migrations;
+mod mqtt_auth;
 mod records;
 mod rules;
 mod scans;

@@ -33,9 +33,10 @@ pub struct ServeArgs {
     /// A CJK TrueType font for printed labels; by default a system font is searched.
     #[arg(long, env = "SUYUAN_LABEL_FONT")]
     pub label_font: Option<std::path::PathBuf>,
-    /// Where the embedded MQTT broker listens (devices publish here).
-    #[arg(long, env = "SUYUAN_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
-    pub mqtt_listen: std::net::SocketAddr,
+    /// Where the embedded MQTT broker listens (devices publish here). When not given, 127.0.0.1:1883,
+    /// or a free port printed at start when another broker holds 1883.
+    #[arg(long, env = "SUYUAN_MQTT_LISTEN")]
+    pub mqtt_listen: Option<std::net::SocketAddr>,
     /// Use this broker (Mosquitto, EMQX) instead of the embedded one: mqtt://[user:pass@]host[:port][?client_id=…].
     #[arg(long, env = "SUYUAN_MQTT_URL")]
     pub mqtt_url: Option<String>,
@@ -75,6 +76,9 @@ impl ServeArgs {
     }
 }
 
+/// Where the embedded broker listens unless told otherwise.
+const DEFAULT_MQTT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 1883);
+
 /// Runs the server until Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let db = args.data.open()?;
@@ -102,7 +106,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 url: url.clone(),
                 share_group: None,
             },
-            _ => BrokerChoice::Embedded(args.mqtt_listen),
+            _ => match args.mqtt_listen {
+                Some(addr) => BrokerChoice::Embedded(addr),
+                None => BrokerChoice::EmbeddedPreferred(DEFAULT_MQTT_LISTEN.into()),
+            },
         };
         let running = RunningGateway::start(
             db.clone(),
@@ -110,6 +117,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(&args.data.media()),
             broker,
         )?;
+        if running.broker_moved {
+            println!();
+            println!(
+                "*** MQTT: port {} is taken (another broker?); the embedded broker listens on {} ***",
+                DEFAULT_MQTT_LISTEN.1,
+                running.broker_url
+            );
+            println!("*** (choose the port with --mqtt-listen ADDR, or use that broker with SUYUAN_MQTT_URL) ***");
+            println!();
+        }
         println!("IoT gateway reading from {}", running.broker_url);
         Some(running)
     };
@@ -132,7 +149,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await??;
         print_demo(&summary, &args.listen);
-        print_demo_devices(&summary, args.mqtt_listen, args.mqtt_url.is_some());
+        let mqtt = match (&gateway, &args.mqtt_url) {
+            (Some(g), None) => g.broker_url.clone(),
+            (_, Some(url)) if !url.trim().is_empty() => url.clone(),
+            _ => format!(
+                "mqtt://{}",
+                args.mqtt_listen.unwrap_or(DEFAULT_MQTT_LISTEN.into())
+            ),
+        };
+        print_demo_devices(&summary, &mqtt, args.mqtt_url.is_some());
         match demo_labels {
             Some(Ok(l)) => print_demo_labels(&l, &settings, &args.listen),
             Some(Err(e)) => println!("Demo labels not minted: {e:#}"),
@@ -204,11 +229,11 @@ fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, liste
     }
 }
 
-fn print_demo_devices(summary: &demo::DemoSummary, mqtt: std::net::SocketAddr, external: bool) {
+fn print_demo_devices(summary: &demo::DemoSummary, mqtt_url: &str, external: bool) {
     if summary.devices.is_empty() {
         return;
     }
-    let (host, port) = (mqtt.ip(), mqtt.port());
+    let (host, port) = host_port(mqtt_url);
     println!(
         "Demo devices (MQTT password: {}{}):",
         demo::DEMO_PASSWORD,
@@ -242,5 +267,35 @@ fn print_demo_devices(summary: &demo::DemoSummary, mqtt: std::net::SocketAddr, e
             id = d.client_id,
             pw = demo::DEMO_PASSWORD,
         );
+    }
+}
+
+/// Host and port of an `mqtt://[user:pass@]host[:port][?…]` URL, for `mosquitto_pub -h … -p …`.
+fn host_port(url: &str) -> (String, u16) {
+    let rest = url.strip_prefix("mqtt://").unwrap_or(url);
+    let rest = rest.split(['?', '/']).next().unwrap_or(rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
+            host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            port.parse().unwrap_or(1883),
+        ),
+        _ => (rest.to_owned(), 1883),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn mosquitto_pub_gets_the_brokers_host_and_port() {
+        assert_eq!(host_port("mqtt://127.0.0.1:40001"), ("127.0.0.1".into(), 40001));
+        assert_eq!(
+            host_port("mqtt://gw:secret@broker.example:8883?client_id=x"),
+            ("broker.example".into(), 8883)
+        );
+        assert_eq!(host_port("mqtt://broker.example"), ("broker.example".into(), 1883));
+        assert_eq!(host_port("mqtt://[::1]:1884"), ("::1".into(), 1884));
     }
 }
