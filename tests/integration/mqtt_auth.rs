@@ -417,3 +417,237 @@ fn a_taken_default_port_moves_and_a_taken_explicit_one_is_an_error() {
     .unwrap_err();
     assert!(format!("{err:#}").contains("is taken"), "{err:#}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// An external Mosquitto configured by `suyuan mqtt-auth`
+
+mod mosquitto {
+    use crate::support::{Backend, TestApp};
+
+    #[test]
+    fn sqlite() {
+        if let Some(app) = TestApp::start(Backend::Sqlite) {
+            super::mosquitto_files_from_the_registry(app);
+        }
+    }
+
+    #[test]
+    fn postgres() {
+        if let Some(app) = TestApp::start(Backend::Postgres) {
+            super::mosquitto_files_from_the_registry(app);
+        }
+    }
+}
+
+/// A Mosquitto of this test's own, on a free port, with the generated files and no anonymous
+/// clients. Killed when dropped.
+struct OwnMosquitto {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl OwnMosquitto {
+    fn start() -> Option<OwnMosquitto> {
+        let binary = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(binary) = binary else {
+            assert!(
+                std::env::var_os("SUYUAN_REQUIRE_MQTT").is_none() && std::env::var_os("CI").is_none(),
+                "mosquitto is not installed"
+            );
+            eprintln!("SKIPPED: mosquitto is not installed");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Started as root, Mosquitto reads its files as the `mosquitto` user.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("mosquitto.conf"),
+            format!(
+                "listener {port} 127.0.0.1\n\
+                 allow_anonymous false\n\
+                 password_file {d}/passwd\n\
+                 acl_file {d}/acl\n\
+                 persistence false\n\
+                 log_dest file {d}/mosquitto.log\n\
+                 log_type error\nlog_type warning\nlog_type notice\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("mosquitto.log"), "").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("mosquitto.log"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .unwrap();
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(dir.path().join("mosquitto.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Some(OwnMosquitto { child, port, dir })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(self.addr()).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Reloads the password and ACL files.
+    fn reload(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for OwnMosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mosquitto_files_from_the_registry(app: TestApp) {
+    use suyuan_server::commands::mqtt_auth::{write_files, MqttAuthArgs};
+    let w = World::build(&app);
+    let a = register(&app, &w, "sensor");
+    let b = register(&app, &w, "sensor");
+    // A device registered before hashes were stored in Mosquitto's form.
+    let legacy = register(&app, &w, "sensor");
+    let argon = suyuan_core::auth::hash_password(&legacy.password).unwrap();
+    app.test_db.raw(&format!(
+        "UPDATE devices SET password_hash = '{argon}' WHERE id = {}",
+        legacy.id
+    ));
+    let Some(broker) = OwnMosquitto::start() else {
+        return;
+    };
+    let gateway_password = "gw-secret-0123456789";
+    let args = MqttAuthArgs {
+        data: suyuan_server::commands::DataArgs {
+            data_dir: broker.dir.path().to_owned(),
+            database_url: None,
+            media_dir: None,
+        },
+        password_file: broker.dir.path().join("passwd"),
+        acl_file: broker.dir.path().join("acl"),
+        gateway_user: "suyuan-gateway".into(),
+        gateway_password: gateway_password.into(),
+        prefix: "suyuan/v1".into(),
+    };
+    let generate = |args: &MqttAuthArgs| {
+        let report = write_files(&app.db, args).unwrap();
+        for f in [&args.password_file, &args.acl_file] {
+            std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .unwrap();
+        }
+        report
+    };
+    let report = generate(&args);
+    assert!(
+        report.need_rotation.contains(&legacy.client_id),
+        "{report:?}"
+    );
+    assert!(report.devices >= 2, "{report:?}");
+    broker.wait_listening();
+    let addr = broker.addr();
+
+    // The gateway's user reads everything under the prefix.
+    let (gw, mut gw_conn) = connect(addr, "suyuan-gateway", Some(("suyuan-gateway", gateway_password)))
+        .unwrap_or_else(|e| panic!("gateway refused: {e}\n{}", broker.log()));
+    gw.subscribe("suyuan/v1/#", QoS::AtLeastOnce).unwrap();
+    let received = |conn: &mut Connection, within: Duration| {
+        let mut topics = Vec::new();
+        closed_within(conn, within, |p| {
+            if let Packet::Publish(p) = p {
+                topics.push(p.topic.clone());
+            }
+        });
+        topics
+    };
+    received(&mut gw_conn, Duration::from_millis(500));
+
+    assert!(connect(addr, &a.client_id, None).is_err(), "anonymous let in");
+    assert!(
+        connect(addr, &a.client_id, Some((&a.client_id, "wrong"))).is_err(),
+        "a wrong password let in"
+    );
+    assert!(
+        connect(addr, &legacy.client_id, Some((&legacy.client_id, &legacy.password))).is_err(),
+        "a device without a Mosquitto hash let in"
+    );
+
+    // A device reads nothing.
+    let (spy, mut spy_conn) = device_login(addr, &b);
+    spy.subscribe("#", QoS::AtLeastOnce).unwrap();
+    received(&mut spy_conn, Duration::from_millis(500));
+
+    let (dev, mut dev_conn) = device_login(addr, &a);
+    let own = telemetry(w.plot.0, &a.client_id);
+    let foreign = telemetry(w.plot.0, &b.client_id);
+    let other_site = telemetry(w.line.0, &a.client_id);
+    for topic in [&foreign, &other_site, &own] {
+        dev.publish(topic.as_str(), QoS::AtLeastOnce, false, reading_payload(1, now_ms()))
+            .unwrap();
+    }
+    received(&mut dev_conn, Duration::from_millis(500));
+    let got = received(&mut gw_conn, Duration::from_secs(2));
+    assert_eq!(got, vec![own.clone()], "what the gateway's user received");
+    assert!(
+        received(&mut spy_conn, Duration::from_millis(500)).is_empty(),
+        "a device subscribed to # received messages"
+    );
+
+    // Disabled, and B rotated: regenerate, reload.
+    let (status, _) = app.post(
+        &format!("/api/v1/devices/{}/disable", a.id),
+        Some(&w.operator.token),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    let (status, rotated) = app.post(
+        &format!("/api/v1/devices/{}/credentials", b.id),
+        Some(&w.operator.token),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    generate(&args);
+    broker.reload();
+    assert!(
+        connect(addr, &a.client_id, Some((&a.client_id, &a.password))).is_err(),
+        "a disabled device let in after the reload"
+    );
+    assert!(
+        connect(addr, &b.client_id, Some((&b.client_id, &b.password))).is_err(),
+        "an old password let in after the reload"
+    );
+    let new_b = rotated["password"].as_str().unwrap();
+    connect(addr, &b.client_id, Some((&b.client_id, new_b)))
+        .unwrap_or_else(|e| panic!("the rotated password refused: {e}\n{}", broker.log()));
+}

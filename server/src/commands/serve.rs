@@ -148,7 +148,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             anyhow::Ok((summary, demo_labels))
         })
         .await??;
-        print_demo(&summary, &args.listen);
+        let local = local_base(&args.listen);
+        print_demo(&summary);
         let mqtt = match (&gateway, &args.mqtt_url) {
             (Some(g), None) => g.broker_url.clone(),
             (_, Some(url)) if !url.trim().is_empty() => url.clone(),
@@ -158,10 +159,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ),
         };
         print_demo_devices(&summary, &mqtt, args.mqtt_url.is_some());
-        match demo_labels {
-            Some(Ok(l)) => print_demo_labels(&l, &settings, &args.listen),
-            Some(Err(e)) => println!("Demo labels not minted: {e:#}"),
-            None => {}
+        let story = match &demo_labels {
+            Some(Ok(l)) => {
+                print_demo_labels(l, &settings, &local);
+                Some(format!("{local}/{}", l.active))
+            }
+            Some(Err(e)) => {
+                println!("Demo labels not minted: {e:#}");
+                None
+            }
+            None => None,
+        };
+        if let Some(batch) = summary.showcase_batch {
+            println!("The demo gift boxes' story, as a consumer sees it after a scan:");
+            match story {
+                Some(page) => println!("    open on this machine  {page}"),
+                None => println!("    as JSON               {local}/api/v1/public/batches/{batch}"),
+            }
         }
     }
     let minter = Minter::start(db.clone(), settings)?;
@@ -188,7 +202,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_demo(summary: &demo::DemoSummary, listen: &str) {
+fn print_demo(summary: &demo::DemoSummary) {
     if summary.seeded {
         println!("Demo county seeded (华宁县 530424).");
     } else {
@@ -203,19 +217,24 @@ fn print_demo(summary: &demo::DemoSummary, listen: &str) {
             a.organisation
         );
     }
-    if let Some(batch) = summary.showcase_batch {
-        println!(
-            "Public story of the demo gift boxes: http://{listen}/api/v1/public/batches/{batch}"
-        );
+}
+
+/// `http://{listen}` as a browser on this machine opens it (the loopback address for 0.0.0.0 or ::).
+fn local_base(listen: &str) -> String {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => {
+            format!("http://127.0.0.1:{}", addr.port())
+        }
+        Ok(addr) => format!("http://{addr}"),
+        Err(_) => format!("http://{listen}"),
     }
 }
 
-fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, listen: &str) {
+fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, local: &str) {
     println!(
-        "Demo labels (run {}, {} labels of {}; PDFs in {}):",
+        "Demo labels (run {}, {} labels; PDFs in {}):",
         l.run.id,
         l.run.count,
-        l.run.host,
         settings.run_dir(l.run.id).display()
     );
     for (what, digits) in [
@@ -224,9 +243,17 @@ fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, liste
         ("genuine, void", &l.void),
     ] {
         println!("  {what}:");
-        println!("    label URL  https://{}/{digits}", l.run.host);
-        println!("    open here  http://{listen}/{digits}");
+        println!("    open on this machine  {local}/{digits}");
+        println!(
+            "    printed on the label  https://{}/{digits}",
+            l.run.host
+        );
     }
+    println!(
+        "  (A phone opens a printed URL only if it reaches {} over HTTPS; labels are minted once, with \
+         the host of --public-host HOST at the first --demo run.)",
+        l.run.host
+    );
 }
 
 fn print_demo_devices(summary: &demo::DemoSummary, mqtt_url: &str, external: bool) {
@@ -235,10 +262,10 @@ fn print_demo_devices(summary: &demo::DemoSummary, mqtt_url: &str, external: boo
     }
     let (host, port) = host_port(mqtt_url);
     println!(
-        "Demo devices (MQTT password: {}{}):",
+        "Demo devices on {host}:{port} (user name = client id, password {}{}):",
         demo::DEMO_PASSWORD,
         if external {
-            "; register them with your broker too"
+            "; give your broker their logins with `suyuan mqtt-auth`"
         } else {
             ""
         }

@@ -842,8 +842,8 @@ pub fn mosquitto_pub_lines(
             "-p",
             &broker.port().to_string(),
         ])
-        .args(["-q", "1", "-d", "-i", client_id, "-t", topic, "-l"])
         .args(login_args(client_id))
+        .args(["-q", "1", "-d", "-i", client_id, "-t", topic, "-l"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -889,8 +889,8 @@ pub fn mosquitto_pub_file(
             "-p",
             &broker.port().to_string(),
         ])
-        .args(["-q", "1", "-d", "-i", client_id, "-t", topic, "-f"])
         .args(login_args(client_id))
+        .args(["-q", "1", "-d", "-i", client_id, "-t", topic, "-f"])
         .arg(file)
         .output()
         .expect("run mosquitto_pub");
