@@ -442,7 +442,8 @@ mod mosquitto {
 /// A Mosquitto of this test's own, on a free port, with the generated files and no anonymous
 /// clients. Killed when dropped.
 struct OwnMosquitto {
-    child: std::process::Child,
+    binary: &'static str,
+    child: Option<std::process::Child>,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -489,14 +490,25 @@ impl OwnMosquitto {
             std::os::unix::fs::PermissionsExt::from_mode(0o666),
         )
         .unwrap();
-        let child = std::process::Command::new(binary)
+        Some(OwnMosquitto {
+            binary,
+            child: None,
+            port,
+            dir,
+        })
+    }
+
+    /// Starts it (once its files are written) and waits until it accepts connections.
+    fn run(&mut self) {
+        let child = std::process::Command::new(self.binary)
             .arg("-c")
-            .arg(dir.path().join("mosquitto.conf"))
+            .arg(self.dir.path().join("mosquitto.conf"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        Some(OwnMosquitto { child, port, dir })
+        self.child = Some(child);
+        self.wait_listening();
     }
 
     fn addr(&self) -> SocketAddr {
@@ -514,7 +526,7 @@ impl OwnMosquitto {
     /// Reloads the password and ACL files.
     fn reload(&self) {
         let status = std::process::Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args(["-HUP", &self.child.as_ref().unwrap().id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -528,8 +540,10 @@ impl OwnMosquitto {
 
 impl Drop for OwnMosquitto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -545,7 +559,7 @@ fn mosquitto_files_from_the_registry(app: TestApp) {
         "UPDATE devices SET password_hash = '{argon}' WHERE id = {}",
         legacy.id
     ));
-    let Some(broker) = OwnMosquitto::start() else {
+    let Some(mut broker) = OwnMosquitto::start() else {
         return;
     };
     let gateway_password = "gw-secret-0123456789";
@@ -575,7 +589,7 @@ fn mosquitto_files_from_the_registry(app: TestApp) {
         "{report:?}"
     );
     assert!(report.devices >= 2, "{report:?}");
-    broker.wait_listening();
+    broker.run();
     let addr = broker.addr();
 
     // The gateway's user reads everything under the prefix.
