@@ -242,8 +242,7 @@ impl Shared {
             refusal,
         };
         let shared = Arc::clone(self);
-        let recorded =
-            tokio::task::spawn_blocking(move || shared.registry.refused(&entry)).await;
+        let recorded = tokio::task::spawn_blocking(move || shared.registry.refused(&entry)).await;
         if let Ok(Err(e)) = recorded {
             tracing::error!(error = %e, "could not record an MQTT refusal");
         }
@@ -377,10 +376,7 @@ async fn send(stream: &mut TcpStream, packet: v4::Packet) -> Result<(), Ended> {
     Ok(())
 }
 
-async fn refuse_connect(
-    device: &mut TcpStream,
-    code: v4::ConnectReturnCode,
-) -> Result<(), Ended> {
+async fn refuse_connect(device: &mut TcpStream, code: v4::ConnectReturnCode) -> Result<(), Ended> {
     send(device, v4::Packet::ConnAck(v4::ConnAck::new(code, false))).await?;
     device.shutdown().await?;
     Ok(())
@@ -439,7 +435,16 @@ async fn serve_device(mut device: TcpStream, shared: &Arc<Shared>) -> Result<(),
             close: Arc::clone(&close),
         },
     );
-    let result = relay(&mut device, &mut broker, dbuf, shared, &device_id, &grant, &close).await;
+    let result = relay(
+        &mut device,
+        &mut broker,
+        dbuf,
+        shared,
+        &device_id,
+        &grant,
+        &close,
+    )
+    .await;
     shared.live().remove(&conn);
     result
 }
@@ -501,7 +506,12 @@ async fn authenticate(
 }
 
 /// Whether a device may publish on `topic`: one of its own topics.
-fn own_topic(topics: &Topics, device: &ClientId, grant: &DeviceGrant, topic: &str) -> Result<(), String> {
+fn own_topic(
+    topics: &Topics,
+    device: &ClientId,
+    grant: &DeviceGrant,
+    topic: &str,
+) -> Result<(), String> {
     match topics.parse(topic) {
         Ok(t) if t.device == *device && t.site == grant.site => Ok(()),
         Ok(t) => Err(format!(

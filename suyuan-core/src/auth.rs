@@ -74,7 +74,10 @@ fn parse_pbkdf2(stored: &str) -> Option<(u32, Vec<u8>, Vec<u8>)> {
     if parts.next().is_some() {
         return None;
     }
-    let iterations: u32 = iterations.parse().ok().filter(|&n| (1..=10_000_000).contains(&n))?;
+    let iterations: u32 = iterations
+        .parse()
+        .ok()
+        .filter(|&n| (1..=10_000_000).contains(&n))?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let salt = b64.decode(salt).ok()?;
     let hash = b64.decode(hash).ok()?;

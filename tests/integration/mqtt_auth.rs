@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rumqttc::{Client, ConnectReturnCode, Connection, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rumqttc::{
+    Client, ConnectReturnCode, Connection, ConnectionError, Event, MqttOptions, Packet, QoS,
+};
 use serde_json::{json, Value};
 use suyuan_server::iot::run::{BrokerChoice, RunningGateway};
 
@@ -178,11 +180,21 @@ fn a_login_needs_the_issued_credentials(app: TestApp) {
     let (_gateway, broker) = start_gateway(&app, data.path());
 
     let anonymous = connect(broker, &d.client_id, None);
-    assert!(anonymous.is_err(), "a device without credentials was let in");
-    let wrong = connect(broker, &d.client_id, Some((&d.client_id, "not-the-password")));
+    assert!(
+        anonymous.is_err(),
+        "a device without credentials was let in"
+    );
+    let wrong = connect(
+        broker,
+        &d.client_id,
+        Some((&d.client_id, "not-the-password")),
+    );
     assert!(wrong.is_err(), "a wrong password was let in");
     let other_name = connect(broker, "someone-else", Some((&d.client_id, &d.password)));
-    assert!(other_name.is_err(), "a client id other than the user name was let in");
+    assert!(
+        other_name.is_err(),
+        "a client id other than the user name was let in"
+    );
     let unknown = connect(broker, "nobody-01", Some(("nobody-01", &d.password)));
     assert!(unknown.is_err(), "an unregistered device was let in");
     let (_client, _conn) = device_login(broker, &d);
@@ -209,7 +221,8 @@ fn a_device_publishing_outside_its_topics_is_cut_off(app: TestApp) {
         .unwrap();
     let mut acked = false;
     assert!(
-        closed_within(&mut conn, Duration::from_secs(5), |p| acked |= matches!(p, Packet::PubAck(_))),
+        closed_within(&mut conn, Duration::from_secs(5), |p| acked |=
+            matches!(p, Packet::PubAck(_))),
         "publishing on another device's topic did not end the connection"
     );
     assert!(!acked, "the broker acknowledged another device's topic");
@@ -244,7 +257,10 @@ fn a_device_publishing_outside_its_topics_is_cut_off(app: TestApp) {
     while readings_of(&app, a.id) == before && Instant::now() < deadline {
         let _ = conn.recv_timeout(Duration::from_millis(100));
     }
-    assert!(readings_of(&app, a.id) > before, "the good reading was not stored");
+    assert!(
+        readings_of(&app, a.id) > before,
+        "the good reading was not stored"
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(readings_of(&app, b.id), 0, "A's message was stored as B's");
     assert_eq!(
@@ -258,7 +274,11 @@ fn a_device_publishing_outside_its_topics_is_cut_off(app: TestApp) {
         ),
         0
     );
-    assert!(refused(&app, &w, "foreign_topic") >= 2, "{}", refusals(&app, &w));
+    assert!(
+        refused(&app, &w, "foreign_topic") >= 2,
+        "{}",
+        refusals(&app, &w)
+    );
 }
 
 fn a_device_reads_nothing(app: TestApp) {
@@ -450,12 +470,17 @@ struct OwnMosquitto {
 
 impl OwnMosquitto {
     fn start() -> Option<OwnMosquitto> {
-        let binary = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
+        let binary = [
+            "/usr/sbin/mosquitto",
+            "/usr/local/sbin/mosquitto",
+            "/usr/bin/mosquitto",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
         let Some(binary) = binary else {
             assert!(
-                std::env::var_os("SUYUAN_REQUIRE_MQTT").is_none() && std::env::var_os("CI").is_none(),
+                std::env::var_os("SUYUAN_REQUIRE_MQTT").is_none()
+                    && std::env::var_os("CI").is_none(),
                 "mosquitto is not installed"
             );
             eprintln!("SKIPPED: mosquitto is not installed");
@@ -463,8 +488,11 @@ impl OwnMosquitto {
         };
         let dir = tempfile::tempdir().unwrap();
         // Started as root, Mosquitto reads its files as the `mosquitto` user.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -518,7 +546,11 @@ impl OwnMosquitto {
     fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(self.addr()).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -593,8 +625,12 @@ fn mosquitto_files_from_the_registry(app: TestApp) {
     let addr = broker.addr();
 
     // The gateway's user reads everything under the prefix.
-    let (gw, mut gw_conn) = connect(addr, "suyuan-gateway", Some(("suyuan-gateway", gateway_password)))
-        .unwrap_or_else(|e| panic!("gateway refused: {e}\n{}", broker.log()));
+    let (gw, mut gw_conn) = connect(
+        addr,
+        "suyuan-gateway",
+        Some(("suyuan-gateway", gateway_password)),
+    )
+    .unwrap_or_else(|e| panic!("gateway refused: {e}\n{}", broker.log()));
     gw.subscribe("suyuan/v1/#", QoS::AtLeastOnce).unwrap();
     let received = |conn: &mut Connection, within: Duration| {
         let mut topics = Vec::new();
@@ -607,13 +643,21 @@ fn mosquitto_files_from_the_registry(app: TestApp) {
     };
     received(&mut gw_conn, Duration::from_millis(500));
 
-    assert!(connect(addr, &a.client_id, None).is_err(), "anonymous let in");
+    assert!(
+        connect(addr, &a.client_id, None).is_err(),
+        "anonymous let in"
+    );
     assert!(
         connect(addr, &a.client_id, Some((&a.client_id, "wrong"))).is_err(),
         "a wrong password let in"
     );
     assert!(
-        connect(addr, &legacy.client_id, Some((&legacy.client_id, &legacy.password))).is_err(),
+        connect(
+            addr,
+            &legacy.client_id,
+            Some((&legacy.client_id, &legacy.password))
+        )
+        .is_err(),
         "a device without a Mosquitto hash let in"
     );
 
@@ -627,8 +671,13 @@ fn mosquitto_files_from_the_registry(app: TestApp) {
     let foreign = telemetry(w.plot.0, &b.client_id);
     let other_site = telemetry(w.line.0, &a.client_id);
     for topic in [&foreign, &other_site, &own] {
-        dev.publish(topic.as_str(), QoS::AtLeastOnce, false, reading_payload(1, now_ms()))
-            .unwrap();
+        dev.publish(
+            topic.as_str(),
+            QoS::AtLeastOnce,
+            false,
+            reading_payload(1, now_ms()),
+        )
+        .unwrap();
     }
     received(&mut dev_conn, Duration::from_millis(500));
     let got = received(&mut gw_conn, Duration::from_secs(2));

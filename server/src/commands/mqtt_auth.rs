@@ -212,7 +212,10 @@ mod tests {
             ),
             "{acl}"
         );
-        assert!(!acl.contains("old-01") && !acl.contains("off-01"), "{acl}");
+        assert!(
+            !acl.contains("user old-01") && !acl.contains("user off-01"),
+            "{acl}"
+        );
         assert!(!acl.contains("topic read suyuan/v1/3"), "{acl}");
         assert_eq!(
             report,

@@ -244,10 +244,7 @@ fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, local
     ] {
         println!("  {what}:");
         println!("    open on this machine  {local}/{digits}");
-        println!(
-            "    printed on the label  https://{}/{digits}",
-            l.run.host
-        );
+        println!("    printed on the label  https://{}/{digits}", l.run.host);
     }
     println!(
         "  (A phone opens a printed URL only if it reaches {} over HTTPS; labels are minted once, with \
@@ -304,7 +301,9 @@ fn host_port(url: &str) -> (String, u16) {
     let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     match rest.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
-            host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port.parse().unwrap_or(1883),
         ),
         _ => (rest.to_owned(), 1883),
@@ -317,12 +316,18 @@ mod tests {
 
     #[test]
     fn mosquitto_pub_gets_the_brokers_host_and_port() {
-        assert_eq!(host_port("mqtt://127.0.0.1:40001"), ("127.0.0.1".into(), 40001));
+        assert_eq!(
+            host_port("mqtt://127.0.0.1:40001"),
+            ("127.0.0.1".into(), 40001)
+        );
         assert_eq!(
             host_port("mqtt://gw:secret@broker.example:8883?client_id=x"),
             ("broker.example".into(), 8883)
         );
-        assert_eq!(host_port("mqtt://broker.example"), ("broker.example".into(), 1883));
+        assert_eq!(
+            host_port("mqtt://broker.example"),
+            ("broker.example".into(), 1883)
+        );
         assert_eq!(host_port("mqtt://[::1]:1884"), ("::1".into(), 1884));
     }
 }

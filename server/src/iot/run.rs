@@ -78,9 +78,8 @@ impl RunningGateway {
             max_inflight: 2 * BATCH_MESSAGES,
             ..BrokerConfig::default()
         };
-        let start_embedded = |addr| {
-            DeviceBroker::start(addr, broker_config.clone(), &config.topics, store.clone())
-        };
+        let start_embedded =
+            |addr| DeviceBroker::start(addr, broker_config.clone(), &config.topics, store.clone());
         let (broker, mut mqtt, broker_moved) = match broker {
             BrokerChoice::Embedded(addr) => {
                 let b = start_embedded(addr)?;
@@ -107,7 +106,9 @@ impl RunningGateway {
         if mqtt.client_id.is_empty() {
             mqtt.client_id = suyuan_iot_gateway::mqtt::DEFAULT_CLIENT_ID.into();
         }
-        let broker_url = broker.as_ref().map_or_else(|| mqtt.url(), DeviceBroker::url);
+        let broker_url = broker
+            .as_ref()
+            .map_or_else(|| mqtt.url(), DeviceBroker::url);
         // Built and started on a thread of its own: the caller may be inside an async runtime.
         let (runtime, handle) = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()

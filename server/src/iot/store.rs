@@ -139,10 +139,7 @@ impl gw::DeviceRegistry for CoreStore {
     }
 
     fn credentials(&self) -> Result<HashMap<ClientId, String>, StoreError> {
-        let all = self
-            .db
-            .read(iot::device_credentials)
-            .map_err(store_error)?;
+        let all = self.db.read(iot::device_credentials).map_err(store_error)?;
         Ok(all
             .into_iter()
             .filter(|d| d.enabled)

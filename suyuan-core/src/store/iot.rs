@@ -209,7 +209,7 @@ pub fn device_login(
         .first(c)
         .optional())?;
     Ok(found.and_then(|(device_id, site, hash, enabled)| {
-        (enabled && crate::auth::verify_device_password(password, &hash)).then(|| DeviceLogin {
+        (enabled && crate::auth::verify_device_password(password, &hash)).then_some(DeviceLogin {
             device_id,
             site_id: SiteId(site),
             stamp: hash,
@@ -236,12 +236,14 @@ pub fn device_credentials(conn: &mut DbConnection) -> CoreResult<Vec<DeviceCrede
         .load(c))?;
     Ok(rows
         .into_iter()
-        .map(|(client_id, site, password_hash, enabled)| DeviceCredential {
-            client_id,
-            site_id: SiteId(site),
-            password_hash,
-            enabled,
-        })
+        .map(
+            |(client_id, site, password_hash, enabled)| DeviceCredential {
+                client_id,
+                site_id: SiteId(site),
+                password_hash,
+                enabled,
+            },
+        )
         .collect())
 }
 
