@@ -21,6 +21,7 @@ crate::both_backends!(
     a_disabled_device_is_refused_and_cut_off,
     rotated_credentials_replace_the_old_ones,
     only_operators_disable_and_rotate,
+    a_large_image_passes_the_front,
 );
 
 fn now_ms() -> i64 {
@@ -73,6 +74,7 @@ fn connect(
 ) -> Result<(Client, Connection), String> {
     let mut opts = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
     opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_max_packet_size(64 << 20, 64 << 20);
     opts.set_clean_session(true);
     if let Some((user, pass)) = login {
         opts.set_credentials(user, pass);
@@ -402,6 +404,48 @@ fn only_operators_disable_and_rotate(app: TestApp) {
         &json!({}),
     );
     assert_eq!(status, 404);
+}
+
+/// A camera's image of several MB goes through the front to the broker and the gateway (which
+/// refuses it here: it is no JPEG) on the same connection.
+fn a_large_image_passes_the_front(app: TestApp) {
+    let w = World::build(&app);
+    let cam = register(&app, &w, "camera");
+    let data = tempfile::tempdir().unwrap();
+    let (_gateway, broker) = start_gateway(&app, data.path());
+    let sensor = register(&app, &w, "sensor");
+    publish_until_stored(&app, broker, &w, &sensor);
+
+    let (client, mut conn) = device_login(broker, &cam);
+    let topic = format!(
+        "suyuan/v1/{}/{}/image/jpeg/{}",
+        w.plot.0,
+        cam.client_id,
+        now_ms() - 1000
+    );
+    let payload = vec![0x5a_u8; 6 << 20];
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .unwrap();
+    let mut acked = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !acked && Instant::now() < deadline {
+        match conn.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked = true,
+            Ok(Err(e)) => panic!("the connection ended: {e}"),
+            _ => {}
+        }
+    }
+    assert!(acked, "no PUBACK for a 6 MiB image");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while refused(&app, &w, "not_jpeg") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not see the image: {}",
+            refusals(&app, &w)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// When 1883 (or the address asked for by default) is taken, the embedded broker moves to a free

@@ -312,7 +312,14 @@ fn host_port(url: &str) -> (String, u16) {
 
 #[cfg(test)]
 mod tests {
-    use super::host_port;
+    use super::{host_port, local_base};
+
+    #[test]
+    fn a_person_opens_the_loopback_address() {
+        assert_eq!(local_base("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(local_base("127.0.0.1:18080"), "http://127.0.0.1:18080");
+        assert_eq!(local_base("[::]:8080"), "http://127.0.0.1:8080");
+    }
 
     #[test]
     fn mosquitto_pub_gets_the_brokers_host_and_port() {
