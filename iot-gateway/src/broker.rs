@@ -115,8 +115,31 @@ pub struct EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts the broker on `listen` (port 0 picks a free port; see [`local_addr`](Self::local_addr))
     /// and returns once it accepts connections.
+    ///
+    /// This broker checks no credentials and no topics: it only listens on a loopback address
+    /// (for tests and benches on one machine). Devices are served by
+    /// [`DeviceBroker`](crate::front::DeviceBroker), which puts this broker behind a login and
+    /// its device front.
     pub fn start(listen: SocketAddr, config: BrokerConfig) -> Result<EmbeddedBroker, BrokerError> {
+        Self::start_with_login(listen, config, None)
+    }
+
+    /// [`start`](Self::start), requiring the one login `(user, password)` when one is given.
+    /// Without a login the address must be a loopback address.
+    pub fn start_with_login(
+        listen: SocketAddr,
+        config: BrokerConfig,
+        login: Option<(String, String)>,
+    ) -> Result<EmbeddedBroker, BrokerError> {
         validate(&config)?;
+        if login.is_none() && !listen.ip().is_loopback() {
+            return Err(BrokerError::Config {
+                setting: "listen",
+                problem: format!(
+                    "{listen}: a broker without a login listens on a loopback address only"
+                ),
+            });
+        }
         // A clear error when the port is taken, before rumqttd (which would only log it). Binding
         // also resolves port 0 to a free port.
         let addr = match TcpListener::bind(listen) {
@@ -153,7 +176,7 @@ impl EmbeddedBroker {
                 connection_timeout_ms: config.connect_timeout_ms,
                 max_payload_size: config.max_packet_bytes,
                 max_inflight_count: config.max_inflight,
-                auth: None,
+                auth: login.map(|(user, password)| [(user, password)].into_iter().collect()),
                 external_auth: None,
                 dynamic_filters: true,
             },
@@ -193,13 +216,7 @@ impl EmbeddedBroker {
     /// A URL for clients on this machine: `mqtt://127.0.0.1:{port}` (the loopback address when
     /// listening on every interface).
     pub fn url(&self) -> String {
-        let host = match self.addr {
-            SocketAddr::V4(a) if a.ip().is_unspecified() => "127.0.0.1".to_owned(),
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) if a.ip().is_unspecified() => "[::1]".to_owned(),
-            SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        };
-        format!("mqtt://{host}:{}", self.addr.port())
+        url_of(self.addr)
     }
 
     /// Stops listening and closes every connection (clients see the broker go away).
@@ -221,6 +238,17 @@ impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.stop_now();
     }
+}
+
+/// `mqtt://{host}:{port}` for clients on this machine (the loopback address for an unspecified one).
+pub(crate) fn url_of(addr: SocketAddr) -> String {
+    let host = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => "127.0.0.1".to_owned(),
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => "[::1]".to_owned(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    format!("mqtt://{host}:{}", addr.port())
 }
 
 fn validate(config: &BrokerConfig) -> Result<(), BrokerError> {

@@ -70,11 +70,18 @@ pub enum Reason {
     WrongDeviceKind,
     /// The database refused the data itself (a constraint), so storing it again would fail again.
     RejectedByDatabase,
+    /// A device published on a topic that is not its own (another device's, another site's, or
+    /// outside the documented forms); the embedded broker closed its connection and dropped the
+    /// message.
+    ForeignTopic,
+    /// A connection to the embedded broker was refused: no, unknown or wrong credentials, a
+    /// disabled device, or a last will outside the device's own status topic.
+    BadCredentials,
 }
 
 impl Reason {
     /// Every reason, in a fixed order.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 23] = [
         Reason::UnknownDevice,
         Reason::WrongSite,
         Reason::DeviceDisabled,
@@ -96,6 +103,8 @@ impl Reason {
         Reason::ImageTooManyPixels,
         Reason::WrongDeviceKind,
         Reason::RejectedByDatabase,
+        Reason::ForeignTopic,
+        Reason::BadCredentials,
     ];
 
     /// The stable snake_case code.
@@ -122,6 +131,8 @@ impl Reason {
             Reason::ImageTooManyPixels => "image_too_many_pixels",
             Reason::WrongDeviceKind => "wrong_device_kind",
             Reason::RejectedByDatabase => "rejected_by_database",
+            Reason::ForeignTopic => "foreign_topic",
+            Reason::BadCredentials => "bad_credentials",
         }
     }
 

@@ -23,6 +23,8 @@
 //! - [`mqtt`] — broker settings (a URL), the continuously polled event loop with back-off, and
 //!   acknowledgements that never cross a reconnect;
 //! - [`broker`] — the embedded MQTT broker (rumqttd) of the one-command run;
+//! - [`front`] — the devices' door to it: credentials checked against the registry, publishes
+//!   only on the device's own topics, no subscriptions;
 //! - [`topic`] — `{prefix}/{site}/{device}/telemetry | image/jpeg/{ts} | status`, and the
 //!   (shared) subscription filters;
 //! - [`reading`] — telemetry JSON to flat [`Reading`]s, units from key suffixes, plausible ranges,
@@ -46,6 +48,7 @@ pub mod config;
 pub mod counters;
 mod devices;
 pub mod error;
+pub mod front;
 pub mod image;
 pub mod message;
 pub mod mqtt;
@@ -57,6 +60,7 @@ pub mod store;
 pub mod topic;
 
 pub use broker::{BrokerConfig, BrokerError, EmbeddedBroker};
+pub use front::{DeviceBroker, DeviceGrant, DeviceRegistry};
 
 pub use config::{
     GatewayConfig, ImageLimits, RuleConfig, RuntimeConfig, SpoolConfig, TelemetryLimits,

@@ -2,7 +2,9 @@
 //! `suyuan_server::commands`.
 
 use clap::{Parser, Subcommand};
-use suyuan_server::commands::{anchor, gateway, keys, labels, migrate, serve, verify};
+use suyuan_server::commands::{
+    anchor, gateway, keys, labels, migrate, mqtt_auth, serve, verify,
+};
 
 /// 溯源 Suyuan: field-to-table traceability for a county's agricultural products.
 #[derive(Debug, Parser)]
@@ -20,6 +22,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Apply pending database migrations.
     Migrate(migrate::MigrateArgs),
+    /// Write Mosquitto's password and ACL files from the device registry (external broker).
+    MqttAuth(mqtt_auth::MqttAuthArgs),
     /// Label signing keys: create, list, rotate, export the public keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -46,6 +50,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => actix_web::rt::System::new().block_on(serve::run(args))?,
         Command::Gateway(args) => gateway::run(args)?,
         Command::Migrate(args) => migrate::run(args)?,
+        Command::MqttAuth(args) => mqtt_auth::run(args)?,
         Command::Keys(cmd) => keys::run(cmd)?,
         Command::Labels(cmd) => labels::run(cmd)?,
         Command::Anchor(args) => anchor::run(args)?,

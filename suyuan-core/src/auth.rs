@@ -33,6 +33,72 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// PBKDF2 rounds of a device password hash. Device passwords are random 256-bit tokens, which no
+/// number of rounds makes easier or harder to guess; the rounds only need to be what Mosquitto
+/// accepts (it reads any count; `mosquitto_passwd` writes 101).
+pub const DEVICE_HASH_ITERATIONS: u32 = 1_000;
+
+/// Hashes a device's broker password in Mosquitto 2's PBKDF2-SHA512 form
+/// `$7${iterations}${base64 salt}${base64 hash}`, so that a Mosquitto password file can be written
+/// from the registry without knowing any password (`suyuan mqtt-auth`).
+pub fn hash_device_password(password: &str) -> String {
+    use base64::Engine as _;
+    let mut salt = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut salt);
+    let mut out = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha512>(
+        password.as_bytes(),
+        &salt,
+        DEVICE_HASH_ITERATIONS,
+        &mut out,
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    format!(
+        "$7${DEVICE_HASH_ITERATIONS}${}${}",
+        b64.encode(salt),
+        b64.encode(out)
+    )
+}
+
+/// Whether a stored device hash is in the form Mosquitto reads (older devices have argon2 hashes:
+/// they keep working on the embedded broker, and need new credentials for a Mosquitto file).
+pub fn is_mosquitto_hash(stored: &str) -> bool {
+    parse_pbkdf2(stored).is_some()
+}
+
+fn parse_pbkdf2(stored: &str) -> Option<(u32, Vec<u8>, Vec<u8>)> {
+    use base64::Engine as _;
+    let rest = stored.strip_prefix("$7$")?;
+    let mut parts = rest.split('$');
+    let (iterations, salt, hash) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let iterations: u32 = iterations
+        .parse()
+        .ok()
+        .filter(|&n| (1..=10_000_000).contains(&n))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let salt = b64.decode(salt).ok()?;
+    let hash = b64.decode(hash).ok()?;
+    (!salt.is_empty() && hash.len() == 64).then_some((iterations, salt, hash))
+}
+
+/// Checks a device's broker password against its stored hash: the PBKDF2 form of
+/// [`hash_device_password`], or an older argon2 hash. A malformed hash never matches.
+pub fn verify_device_password(password: &str, stored: &str) -> bool {
+    if !stored.starts_with("$7$") {
+        return verify_password(password, stored);
+    }
+    let Some((iterations, salt, hash)) = parse_pbkdf2(stored) else {
+        return false;
+    };
+    let mut out = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password.as_bytes(), &salt, iterations, &mut out);
+    // Constant time: every byte compared.
+    out.iter().zip(&hash).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
 /// A fresh random token (64 hex characters).
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -110,5 +176,24 @@ mod tests {
         };
         assert_eq!(params(DUMMY_PASSWORD_HASH), params(&real));
         assert!(!verify_password("whatever", DUMMY_PASSWORD_HASH));
+    }
+
+    #[test]
+    fn device_passwords_in_mosquittos_form() {
+        let h = hash_device_password("s3cret");
+        assert!(h.starts_with("$7$1000$"), "{h}");
+        assert!(is_mosquitto_hash(&h));
+        assert!(verify_device_password("s3cret", &h));
+        assert!(!verify_device_password("s3cre", &h));
+        // A hash written by `mosquitto_passwd -b f user s3cret` (Mosquitto 2.0).
+        let theirs = "$7$101$opjMgXZEXdqF9+D+$NrFvYFUBooXKn49HaI/qj0ipPlOK8KznKweJC6oGh41WAoDakvt8by2iGckoM30i2Vl6dbT5DMWz8fHhA7f8tQ==";
+        assert!(is_mosquitto_hash(theirs));
+        assert!(verify_device_password("s3cret", theirs));
+        assert!(!verify_device_password("s3cre", theirs));
+        // Older argon2 hashes still verify, and are not Mosquitto's.
+        let old = hash_password("s3cret").expect("hash");
+        assert!(verify_device_password("s3cret", &old));
+        assert!(!is_mosquitto_hash(&old));
+        assert!(!verify_device_password("s3cret", "$7$101$$"));
     }
 }

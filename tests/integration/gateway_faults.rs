@@ -73,6 +73,7 @@ fn register(app: &TestApp, w: &World, client_id: &str, kind: &str) -> i64 {
         &json!({"site_id": w.plot, "client_id": client_id, "kind": kind, "name": "冷库温湿度"}),
     );
     assert_eq!(status, 201, "{d}");
+    mqtt::remember_device_password(client_id, d["password"].as_str().unwrap());
     d["id"].as_i64().unwrap()
 }
 

@@ -18,6 +18,7 @@ mod label_runs;
 mod labels;
 mod lineage;
 mod migrations;
+mod mqtt_auth;
 mod record_refs;
 mod records;
 mod rules;

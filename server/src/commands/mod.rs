@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod keys;
 pub mod labels;
 pub mod migrate;
+pub mod mqtt_auth;
 pub mod serve;
 pub mod verify;
 

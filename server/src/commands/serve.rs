@@ -39,9 +39,10 @@ pub struct ServeArgs {
     /// A CJK TrueType font for printed labels; by default a system font is searched.
     #[arg(long, env = "SUYUAN_LABEL_FONT")]
     pub label_font: Option<std::path::PathBuf>,
-    /// Where the embedded MQTT broker listens (devices publish here).
-    #[arg(long, env = "SUYUAN_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
-    pub mqtt_listen: std::net::SocketAddr,
+    /// Where the embedded MQTT broker listens (devices publish here). When not given, 127.0.0.1:1883,
+    /// or a free port printed at start when another broker holds 1883.
+    #[arg(long, env = "SUYUAN_MQTT_LISTEN")]
+    pub mqtt_listen: Option<std::net::SocketAddr>,
     /// Use this broker (Mosquitto, EMQX) instead of the embedded one: mqtt://[user:pass@]host[:port][?client_id=…].
     #[arg(long, env = "SUYUAN_MQTT_URL")]
     pub mqtt_url: Option<String>,
@@ -90,6 +91,9 @@ impl ServeArgs {
     }
 }
 
+/// Where the embedded broker listens unless told otherwise.
+const DEFAULT_MQTT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 1883);
+
 /// Runs the server until Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let db = args.data.open()?;
@@ -123,7 +127,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 url: url.clone(),
                 share_group: None,
             },
-            _ => BrokerChoice::Embedded(args.mqtt_listen),
+            _ => match args.mqtt_listen {
+                Some(addr) => BrokerChoice::Embedded(addr),
+                None => BrokerChoice::EmbeddedPreferred(DEFAULT_MQTT_LISTEN.into()),
+            },
         };
         let running = RunningGateway::start(
             db.clone(),
@@ -131,6 +138,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(&args.data.media()),
             broker,
         )?;
+        if running.broker_moved {
+            println!();
+            println!(
+                "*** MQTT: port {} is taken (another broker?); the embedded broker listens on {} ***",
+                DEFAULT_MQTT_LISTEN.1,
+                running.broker_url
+            );
+            println!("*** (choose the port with --mqtt-listen ADDR, or use that broker with SUYUAN_MQTT_URL) ***");
+            println!();
+        }
         println!("IoT gateway reading from {}", running.broker_url);
         Some(running)
     };
@@ -152,12 +169,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             anyhow::Ok((summary, demo_labels))
         })
         .await??;
-        print_demo(&summary, &args.listen);
-        print_demo_devices(&summary, args.mqtt_listen, args.mqtt_url.is_some());
-        match demo_labels {
-            Some(Ok(l)) => print_demo_labels(&l, &settings, &args.listen),
-            Some(Err(e)) => println!("Demo labels not minted: {e:#}"),
-            None => {}
+        let local = local_base(&args.listen);
+        print_demo(&summary);
+        let mqtt = match (&gateway, &args.mqtt_url) {
+            (Some(g), None) => g.broker_url.clone(),
+            (_, Some(url)) if !url.trim().is_empty() => url.clone(),
+            _ => format!(
+                "mqtt://{}",
+                args.mqtt_listen.unwrap_or(DEFAULT_MQTT_LISTEN.into())
+            ),
+        };
+        print_demo_devices(&summary, &mqtt, args.mqtt_url.is_some());
+        let story = match &demo_labels {
+            Some(Ok(l)) => {
+                print_demo_labels(l, &settings, &local);
+                Some(format!("{local}/{}", l.active))
+            }
+            Some(Err(e)) => {
+                println!("Demo labels not minted: {e:#}");
+                None
+            }
+            None => None,
+        };
+        if let Some(batch) = summary.showcase_batch {
+            println!("The demo gift boxes' story, as a consumer sees it after a scan:");
+            match story {
+                Some(page) => println!("    open on this machine  {page}"),
+                None => println!("    as JSON               {local}/api/v1/public/batches/{batch}"),
+            }
         }
     }
     let anchorer = if args.anchor_interval.is_zero() {
@@ -197,7 +236,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_demo(summary: &demo::DemoSummary, listen: &str) {
+fn print_demo(summary: &demo::DemoSummary) {
     if summary.seeded {
         println!("Demo county seeded (华宁县 530424).");
     } else {
@@ -212,19 +251,24 @@ fn print_demo(summary: &demo::DemoSummary, listen: &str) {
             a.organisation
         );
     }
-    if let Some(batch) = summary.showcase_batch {
-        println!(
-            "Public story of the demo gift boxes: http://{listen}/api/v1/public/batches/{batch}"
-        );
+}
+
+/// `http://{listen}` as a browser on this machine opens it (the loopback address for 0.0.0.0 or ::).
+fn local_base(listen: &str) -> String {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => {
+            format!("http://127.0.0.1:{}", addr.port())
+        }
+        Ok(addr) => format!("http://{addr}"),
+        Err(_) => format!("http://{listen}"),
     }
 }
 
-fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, listen: &str) {
+fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, local: &str) {
     println!(
-        "Demo labels (run {}, {} labels of {}; PDFs in {}):",
+        "Demo labels (run {}, {} labels; PDFs in {}):",
         l.run.id,
         l.run.count,
-        l.run.host,
         settings.run_dir(l.run.id).display()
     );
     for (what, digits) in [
@@ -233,21 +277,26 @@ fn print_demo_labels(l: &demo_labels::DemoLabels, settings: &MintSettings, liste
         ("genuine, void", &l.void),
     ] {
         println!("  {what}:");
-        println!("    label URL  https://{}/{digits}", l.run.host);
-        println!("    open here  http://{listen}/{digits}");
+        println!("    open on this machine  {local}/{digits}");
+        println!("    printed on the label  https://{}/{digits}", l.run.host);
     }
+    println!(
+        "  (A phone opens a printed URL only if it reaches {} over HTTPS; labels are minted once, with \
+         the host of --public-host HOST at the first --demo run.)",
+        l.run.host
+    );
 }
 
-fn print_demo_devices(summary: &demo::DemoSummary, mqtt: std::net::SocketAddr, external: bool) {
+fn print_demo_devices(summary: &demo::DemoSummary, mqtt_url: &str, external: bool) {
     if summary.devices.is_empty() {
         return;
     }
-    let (host, port) = (mqtt.ip(), mqtt.port());
+    let (host, port) = host_port(mqtt_url);
     println!(
-        "Demo devices (MQTT password: {}{}):",
+        "Demo devices on {host}:{port} (user name = client id, password {}{}):",
         demo::DEMO_PASSWORD,
         if external {
-            "; register them with your broker too"
+            "; give your broker their logins with `suyuan mqtt-auth`"
         } else {
             ""
         }
@@ -276,5 +325,50 @@ fn print_demo_devices(summary: &demo::DemoSummary, mqtt: std::net::SocketAddr, e
             id = d.client_id,
             pw = demo::DEMO_PASSWORD,
         );
+    }
+}
+
+/// Host and port of an `mqtt://[user:pass@]host[:port][?…]` URL, for `mosquitto_pub -h … -p …`.
+fn host_port(url: &str) -> (String, u16) {
+    let rest = url.strip_prefix("mqtt://").unwrap_or(url);
+    let rest = rest.split(['?', '/']).next().unwrap_or(rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port.parse().unwrap_or(1883),
+        ),
+        _ => (rest.to_owned(), 1883),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{host_port, local_base};
+
+    #[test]
+    fn a_person_opens_the_loopback_address() {
+        assert_eq!(local_base("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(local_base("127.0.0.1:18080"), "http://127.0.0.1:18080");
+        assert_eq!(local_base("[::]:8080"), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn mosquitto_pub_gets_the_brokers_host_and_port() {
+        assert_eq!(
+            host_port("mqtt://127.0.0.1:40001"),
+            ("127.0.0.1".into(), 40001)
+        );
+        assert_eq!(
+            host_port("mqtt://gw:secret@broker.example:8883?client_id=x"),
+            ("broker.example".into(), 8883)
+        );
+        assert_eq!(
+            host_port("mqtt://broker.example"),
+            ("broker.example".into(), 1883)
+        );
+        assert_eq!(host_port("mqtt://[::1]:1884"), ("::1".into(), 1884));
     }
 }

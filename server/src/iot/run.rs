@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use suyuan_core::Database;
-use suyuan_iot_gateway::broker::{BrokerConfig, EmbeddedBroker};
+use suyuan_iot_gateway::broker::{BrokerConfig, BrokerError};
+use suyuan_iot_gateway::front::DeviceBroker;
 use suyuan_iot_gateway::mqtt::MqttSettings;
 use suyuan_iot_gateway::runtime::{Gateway, GatewayHandle, GatewayStats};
 use suyuan_iot_gateway::GatewayConfig;
@@ -23,8 +24,13 @@ pub const BATCH_MESSAGES: usize = 1_000;
 /// Which broker the gateway reads from.
 #[derive(Debug, Clone)]
 pub enum BrokerChoice {
-    /// Start the embedded broker on this address (the one-command run).
+    /// Start the embedded broker for devices on this address (the one-command run); a taken address
+    /// is an error.
     Embedded(SocketAddr),
+    /// The same on this address, or on a free port when it is taken (the address was not asked for:
+    /// a machine with Mosquitto on 1883 still runs the demo). [`RunningGateway::broker_moved`] says
+    /// whether it moved.
+    EmbeddedPreferred(SocketAddr),
     /// Connect to a running broker (`mqtt://user:pass@host:port?client_id=…`), subscribing through the
     /// shared subscription group when one is given (several replicas).
     External {
@@ -38,9 +44,11 @@ pub enum BrokerChoice {
 pub struct RunningGateway {
     handle: Option<GatewayHandle>,
     runtime: Option<tokio::runtime::Runtime>,
-    broker: Option<EmbeddedBroker>,
+    broker: Option<DeviceBroker>,
     /// The broker's address as devices reach it.
     pub broker_url: String,
+    /// The preferred address was taken and the embedded broker listens on another port.
+    pub broker_moved: bool,
 }
 
 impl RunningGateway {
@@ -65,28 +73,42 @@ impl RunningGateway {
             // subscriptions across its own restarts, and shared ones not.
             config.topics.share_group = share_group.clone();
         }
-        let (broker, mut mqtt) = match broker {
+        let store = Arc::new(CoreStore::new(db, config.rules.clone()));
+        let broker_config = BrokerConfig {
+            max_inflight: 2 * BATCH_MESSAGES,
+            ..BrokerConfig::default()
+        };
+        let start_embedded =
+            |addr| DeviceBroker::start(addr, broker_config.clone(), &config.topics, store.clone());
+        let (broker, mut mqtt, broker_moved) = match broker {
             BrokerChoice::Embedded(addr) => {
-                let b = EmbeddedBroker::start(
-                    addr,
-                    BrokerConfig {
-                        max_inflight: 2 * BATCH_MESSAGES,
-                        ..BrokerConfig::default()
-                    },
-                )?;
-                let mqtt = MqttSettings::from_url(&b.url())?;
-                (Some(b), mqtt)
+                let b = start_embedded(addr)?;
+                let mqtt = MqttSettings::from_url(&b.gateway_url())?;
+                (Some(b), mqtt, false)
+            }
+            BrokerChoice::EmbeddedPreferred(addr) => {
+                let (b, moved) = match start_embedded(addr) {
+                    Ok(b) => (b, false),
+                    Err(BrokerError::PortTaken(_)) => {
+                        (start_embedded(SocketAddr::new(addr.ip(), 0))?, true)
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let mqtt = MqttSettings::from_url(&b.gateway_url())?;
+                (Some(b), mqtt, moved)
             }
             BrokerChoice::External { url, .. } => (
                 None,
                 MqttSettings::from_url(&url).context("SUYUAN_MQTT_URL")?,
+                false,
             ),
         };
         if mqtt.client_id.is_empty() {
             mqtt.client_id = suyuan_iot_gateway::mqtt::DEFAULT_CLIENT_ID.into();
         }
-        let broker_url = broker.as_ref().map_or_else(|| mqtt.url(), |b| b.url());
-        let store = Arc::new(CoreStore::new(db, config.rules.clone()));
+        let broker_url = broker
+            .as_ref()
+            .map_or_else(|| mqtt.url(), DeviceBroker::url);
         // Built and started on a thread of its own: the caller may be inside an async runtime.
         let (runtime, handle) = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -107,6 +129,7 @@ impl RunningGateway {
             runtime: Some(runtime),
             broker,
             broker_url,
+            broker_moved,
         })
     }
 

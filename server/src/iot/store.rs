@@ -121,6 +121,48 @@ impl Store for CoreStore {
     }
 }
 
+/// The device registry the embedded broker's front checks logins and open connections against.
+impl gw::DeviceRegistry for CoreStore {
+    fn authenticate(
+        &self,
+        client_id: &ClientId,
+        password: &str,
+    ) -> Result<Option<gw::DeviceGrant>, StoreError> {
+        let login = self
+            .db
+            .read(|c| iot::device_login(c, client_id.as_str(), password))
+            .map_err(store_error)?;
+        Ok(login.map(|l| gw::DeviceGrant {
+            site: gw::SiteId(l.site_id.0),
+            stamp: l.stamp,
+        }))
+    }
+
+    fn credentials(&self) -> Result<HashMap<ClientId, String>, StoreError> {
+        let all = self.db.read(iot::device_credentials).map_err(store_error)?;
+        Ok(all
+            .into_iter()
+            .filter(|d| d.enabled)
+            .filter_map(|d| Some((ClientId::new(&d.client_id).ok()?, d.password_hash)))
+            .collect())
+    }
+
+    fn refused(&self, entry: &RefusalEntry) -> Result<(), StoreError> {
+        let delta = RefusalDelta {
+            reason: entry.refusal.reason.code().to_owned(),
+            refused: 1,
+            last: Some(RefusalExample {
+                at: entry.received_at_ms,
+                topic: entry.topic.clone(),
+                detail: entry.refusal.detail.clone(),
+            }),
+        };
+        self.db
+            .write(|c| iot::add_refusals(c, &[delta]))
+            .map_err(store_error)
+    }
+}
+
 fn write_batch(c: &mut DbConnection, batch: &[Accepted], config: &RuleConfig) -> CoreResult<()> {
     let mut rows: Vec<NewTelemetry> = Vec::new();
     // device id → (client id, site), for the rules.

@@ -10,6 +10,9 @@ use crate::{OrgId, SiteId, UserId};
 /// The longest MQTT client id a device may have (also the device segment of its topics).
 pub const MAX_CLIENT_ID: usize = 64;
 
+/// Client ids a device may not take: the gateways connect under ids with this prefix.
+pub const RESERVED_CLIENT_ID_PREFIX: &str = "suyuan-";
+
 text_enum!(
     /// What a device sends.
     DeviceKind {
@@ -76,6 +79,14 @@ impl NewDevice {
             return Err(crate::CoreError::invalid(
                 "invalid_client_id",
                 format!("a client id is 1–{MAX_CLIENT_ID} of A-Z a-z 0-9 _ - ."),
+            ));
+        }
+        // The gateways' own client ids (`suyuan-gateway`, `suyuan-gw-…`) start with `suyuan-`: a device
+        // under such an id could take over a gateway's broker session once logged in.
+        if id.to_ascii_lowercase().starts_with(RESERVED_CLIENT_ID_PREFIX) {
+            return Err(crate::CoreError::invalid(
+                "reserved_client_id",
+                format!("client ids starting with {RESERVED_CLIENT_ID_PREFIX} are the platform's own"),
             ));
         }
         if self.name.trim().is_empty() || self.name.chars().count() > 100 {
@@ -242,4 +253,27 @@ pub struct RefusalCount {
     pub last_topic: String,
     /// Why the last one was refused (never its payload).
     pub last_detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(client_id: &str) -> NewDevice {
+        NewDevice {
+            site_id: SiteId(1),
+            client_id: client_id.to_owned(),
+            kind: DeviceKind::Sensor,
+            name: "冷库温湿度".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_device_cannot_take_a_gateways_client_id() {
+        for id in ["suyuan-gateway", "suyuan-gw-host-1a2b3c4d", "Suyuan-Gateway"] {
+            let err = device(id).validate().unwrap_err();
+            assert_eq!(err.code(), "reserved_client_id", "{id}");
+        }
+        assert!(device("coldstore-temp-01").validate().is_ok());
+    }
 }

@@ -91,7 +91,7 @@ pub fn register_device_with_password(
     policy::ensure_register_device(actor)?;
     new.validate()?;
     let site = super::sites::get_site(conn, new.site_id)?;
-    let hash = crate::auth::hash_password(password)?;
+    let hash = crate::auth::hash_device_password(password);
     let inserted = on_backend!(conn, c => diesel::insert_into(d::devices)
         .values((
             d::org_id.eq(site.org_id.0),
@@ -183,13 +183,108 @@ pub fn check_device_password(
     client_id: &str,
     password: &str,
 ) -> CoreResult<bool> {
-    let found: Option<(String, bool)> = on_backend!(conn, c => d::devices
+    Ok(device_login(conn, client_id, password)?.is_some())
+}
+
+/// What a device that logged in to the broker may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLogin {
+    pub device_id: i64,
+    /// The only site it publishes for.
+    pub site_id: SiteId,
+    /// Its stored password hash: changes with every rotation, so an open connection made under an
+    /// older one can be found and closed.
+    pub stamp: String,
+}
+
+/// The enabled device `client_id` when `password` is its current broker password.
+pub fn device_login(
+    conn: &mut DbConnection,
+    client_id: &str,
+    password: &str,
+) -> CoreResult<Option<DeviceLogin>> {
+    let found: Option<(i64, i64, String, bool)> = on_backend!(conn, c => d::devices
         .filter(d::client_id.eq(client_id))
-        .select((d::password_hash, d::enabled))
+        .select((d::id, d::site_id, d::password_hash, d::enabled))
         .first(c)
         .optional())?;
-    Ok(found
-        .is_some_and(|(hash, enabled)| enabled && crate::auth::verify_password(password, &hash)))
+    Ok(found.and_then(|(device_id, site, hash, enabled)| {
+        (enabled && crate::auth::verify_device_password(password, &hash)).then_some(DeviceLogin {
+            device_id,
+            site_id: SiteId(site),
+            stamp: hash,
+        })
+    }))
+}
+
+/// A device's broker credentials as a broker's configuration needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCredential {
+    pub client_id: String,
+    pub site_id: SiteId,
+    /// The stored hash (PBKDF2 `$7$…`, or argon2 for devices registered before).
+    pub password_hash: String,
+    pub enabled: bool,
+}
+
+/// Every device's credentials, in id order (the embedded broker's recheck of open connections, and
+/// the Mosquitto password and ACL files).
+pub fn device_credentials(conn: &mut DbConnection) -> CoreResult<Vec<DeviceCredential>> {
+    let rows: Vec<(String, i64, String, bool)> = on_backend!(conn, c => d::devices
+        .order(d::id)
+        .select((d::client_id, d::site_id, d::password_hash, d::enabled))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(client_id, site, password_hash, enabled)| DeviceCredential {
+                client_id,
+                site_id: SiteId(site),
+                password_hash,
+                enabled,
+            },
+        )
+        .collect())
+}
+
+/// Disables or re-enables a device (operators only). A disabled device's broker login is refused and
+/// its open connection to the embedded broker closed; its messages are refused by the gateway.
+pub fn set_device_enabled(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    enabled: bool,
+) -> CoreResult<Device> {
+    policy::ensure_register_device(actor)?;
+    let row: DeviceRow = on_backend!(conn, c => diesel::update(d::devices.find(id))
+        .set(d::enabled.eq(enabled))
+        .returning(DeviceRow::as_returning())
+        .get_result(c))
+    .or_not_found("device")?;
+    row.into_model()
+}
+
+/// Gives a device a new broker password (operators only), shown this once; the old one stops working
+/// at once and an open connection made with it is closed.
+pub fn rotate_device_credentials(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+) -> CoreResult<RegisteredDevice> {
+    policy::ensure_register_device(actor)?;
+    let password = crate::auth::new_token();
+    let hash = crate::auth::hash_device_password(&password);
+    let row: DeviceRow = on_backend!(conn, c => diesel::update(d::devices.find(id))
+        .set(d::password_hash.eq(&hash))
+        .returning(DeviceRow::as_returning())
+        .get_result(c))
+    .or_not_found("device")?;
+    let device = row.into_model()?;
+    Ok(RegisteredDevice {
+        username: device.client_id.clone(),
+        device,
+        password,
+    })
 }
 
 /// Records a status report when it is newer than the stored one (retained messages arrive again on

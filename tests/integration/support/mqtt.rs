@@ -741,6 +741,28 @@ async fn publish(
 // ---------------------------------------------------------------------------------------------
 // mosquitto_pub
 
+/// The MQTT passwords the API issued to the tests' devices, by client id: the embedded broker checks
+/// them (and a system Mosquitto that allows anonymous clients ignores them).
+static DEVICE_PASSWORDS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Remembers a device's password, for the `mosquitto_pub` helpers below.
+pub fn remember_device_password(client_id: &str, password: &str) {
+    DEVICE_PASSWORDS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(client_id.to_owned(), password.to_owned());
+}
+
+/// `-u client_id -P password` when the device's password is known.
+fn login_args(client_id: &str) -> Vec<String> {
+    let passwords = DEVICE_PASSWORDS.lock().unwrap_or_else(|e| e.into_inner());
+    match passwords.get(client_id) {
+        Some(pw) => vec!["-u".into(), client_id.into(), "-P".into(), pw.clone()],
+        None => Vec::new(),
+    }
+}
+
 /// Publishes `lines` as one message each (`mosquitto_pub -l -q 1`), about `per_second` a second,
 /// and returns how many PUBACKs it reported receiving.
 pub fn mosquitto_pub_lines(
@@ -758,6 +780,7 @@ pub fn mosquitto_pub_lines(
             "-p",
             &broker.port().to_string(),
         ])
+        .args(login_args(client_id))
         .args(["-q", "1", "-d", "-i", client_id, "-t", topic, "-l"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -804,6 +827,7 @@ pub fn mosquitto_pub_file(
             "-p",
             &broker.port().to_string(),
         ])
+        .args(login_args(client_id))
         .args(["-q", "1", "-d", "-i", client_id, "-t", topic, "-f"])
         .arg(file)
         .output()
@@ -846,7 +870,8 @@ pub fn wait_until_ingesting(
                 "-p",
                 &broker.port().to_string(),
             ])
-            .args(["-q", "1", "-t", &topic, "-m", "online"])
+            .args(["-q", "1", "-i", device, "-t", &topic, "-m", "online"])
+            .args(login_args(device))
             .output();
         if wait_until(Duration::from_secs(1), || query_count(db, &online) == 1) {
             return;
