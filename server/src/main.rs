@@ -2,9 +2,7 @@
 //! `suyuan_server::commands`.
 
 use clap::{Parser, Subcommand};
-use suyuan_server::commands::{
-    anchor, gateway, keys, labels, migrate, mqtt_auth, serve, verify,
-};
+use suyuan_server::commands::{anchor, gateway, keys, labels, migrate, mqtt_auth, serve, verify};
 
 /// 溯源 Suyuan: field-to-table traceability for a county's agricultural products.
 #[derive(Debug, Parser)]

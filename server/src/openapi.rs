@@ -129,7 +129,10 @@ fn add_error_answers(operation: &mut Operation) {
         .any(|p| matches!(p.parameter_in, ParameterIn::Path));
     let mut answers: Vec<(&str, &str)> = Vec::new();
     if has_body || has_query {
-        answers.push(("400", "The body or query could not be read (`malformed_json`, `invalid_query`, …)."));
+        answers.push((
+            "400",
+            "The body or query could not be read (`malformed_json`, `invalid_query`, …).",
+        ));
     }
     if secured {
         answers.push(("401", "No valid credentials (`unauthenticated`)."));
@@ -143,12 +146,21 @@ fn add_error_answers(operation: &mut Operation) {
     }
     if has_body {
         answers.push(("413", "The body is over the limit (`payload_too_large`)."));
-        answers.push(("415", "The body is not `application/json` (`unsupported_media_type`)."));
+        answers.push((
+            "415",
+            "The body is not `application/json` (`unsupported_media_type`).",
+        ));
     }
     if has_body || has_query {
-        answers.push(("422", "Well-formed but invalid (`invalid_body` or a specific code)."));
+        answers.push((
+            "422",
+            "Well-formed but invalid (`invalid_body` or a specific code).",
+        ));
     }
-    answers.push(("500", "An internal error; the cause is logged, the message is generic."));
+    answers.push((
+        "500",
+        "An internal error; the cause is logged, the message is generic.",
+    ));
     for (status, description) in answers {
         operation
             .responses

@@ -57,7 +57,9 @@ fn contract(backend: Backend) {
         if std::env::var_os("CI").is_some() || std::env::var_os("SUYUAN_REQUIRE_TOOLS").is_some() {
             panic!("schemathesis (`pip install schemathesis`, command `st`) is required here (CI)");
         }
-        eprintln!("SKIPPED: install schemathesis (pip install schemathesis) to run the API contract test");
+        eprintln!(
+            "SKIPPED: install schemathesis (pip install schemathesis) to run the API contract test"
+        );
         return;
     };
     let Some(app) = TestApp::start(backend) else {

@@ -83,10 +83,15 @@ impl NewDevice {
         }
         // The gateways' own client ids (`suyuan-gateway`, `suyuan-gw-…`) start with `suyuan-`: a device
         // under such an id could take over a gateway's broker session once logged in.
-        if id.to_ascii_lowercase().starts_with(RESERVED_CLIENT_ID_PREFIX) {
+        if id
+            .to_ascii_lowercase()
+            .starts_with(RESERVED_CLIENT_ID_PREFIX)
+        {
             return Err(crate::CoreError::invalid(
                 "reserved_client_id",
-                format!("client ids starting with {RESERVED_CLIENT_ID_PREFIX} are the platform's own"),
+                format!(
+                    "client ids starting with {RESERVED_CLIENT_ID_PREFIX} are the platform's own"
+                ),
             ));
         }
         if self.name.trim().is_empty() || self.name.chars().count() > 100 {
@@ -270,7 +275,11 @@ mod tests {
 
     #[test]
     fn a_device_cannot_take_a_gateways_client_id() {
-        for id in ["suyuan-gateway", "suyuan-gw-host-1a2b3c4d", "Suyuan-Gateway"] {
+        for id in [
+            "suyuan-gateway",
+            "suyuan-gw-host-1a2b3c4d",
+            "Suyuan-Gateway",
+        ] {
             let err = device(id).validate().unwrap_err();
             assert_eq!(err.code(), "reserved_client_id", "{id}");
         }

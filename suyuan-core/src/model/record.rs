@@ -245,11 +245,7 @@ fn tagged_variant<T: utoipa::PartialSchema>(kind: RecordKind) -> utoipa::openapi
         other => Schema::AllOf(
             utoipa::openapi::schema::AllOfBuilder::new()
                 .item(other)
-                .item(
-                    ObjectBuilder::new()
-                        .property("kind", tag)
-                        .required("kind"),
-                )
+                .item(ObjectBuilder::new().property("kind", tag).required("kind"))
                 .build(),
         ),
     }
