@@ -5,12 +5,14 @@
 //! - [`keys`]: the verifying keys, in memory;
 //! - [`story`]: the batch's story with photos and temperatures, cached;
 //! - [`client`]: the salted client hash and the coarse region;
-//! - [`log`]: the scan log, written in batches off the request path, with the counterfeit rules.
+//! - [`log`]: the scan log, written in batches off the request path, with the counterfeit rules;
+//! - [`sms`]: what an inbound SMS asks (a pure function of its body).
 
 pub mod client;
 pub mod keys;
 pub mod log;
 pub mod lookup;
+pub mod sms;
 pub mod story;
 
 use std::path::PathBuf;

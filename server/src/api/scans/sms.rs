@@ -9,7 +9,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use suyuan_core::model::{ScanEvent, ScanMethod, ScanVerdict};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -17,32 +16,9 @@ use crate::extract::blocking;
 use crate::pages::scan::scan_of;
 use crate::scans::client;
 use crate::scans::lookup::{resolve, CodeKind};
+pub use crate::scans::sms::InboundSms;
+use crate::scans::sms::SmsQuery;
 use crate::state::AppState;
-
-/// An inbound message.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct InboundSms {
-    #[serde(alias = "mobile")]
-    pub from: String,
-    #[serde(alias = "content")]
-    pub text: String,
-}
-
-/// The first 13-digit run in a message, ignoring spaces and dashes inside it.
-pub fn short_code_in(text: &str) -> Option<String> {
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            if digits.len() == 13 {
-                return Some(digits);
-            }
-        } else if !(c == ' ' || c == '-') || digits.is_empty() {
-            digits.clear();
-        }
-    }
-    None
-}
 
 #[utoipa::path(tag = "scans", request_body(content = InboundSms, description = "JSON or form"), responses(
     (status = 200, content_type = "text/plain", description = "the reply text"),
@@ -79,8 +55,8 @@ pub async fn inbound(
         web::Either::Left(json) => json.into_inner(),
         web::Either::Right(form) => form.into_inner(),
     };
-    let lang_en = sms.text.is_ascii() && sms.text.chars().any(|c| c.is_ascii_alphabetic());
-    let Some(code) = short_code_in(&sms.text) else {
+    let SmsQuery { code, lang_en } = SmsQuery::read(&sms.text);
+    let Some(code) = code else {
         return Ok(text(if lang_en {
             "[Suyuan] Send the 13-digit code printed under the QR code on the package, e.g. 1234 5678 90123."
                 .into()
@@ -174,27 +150,4 @@ fn text(body: String) -> HttpResponse {
 /// Compares secrets without an early exit that would leak how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::short_code_in;
-
-    #[test]
-    fn finds_the_code_in_a_message() {
-        assert_eq!(
-            short_code_in("查询 1234 5678 90123 谢谢").as_deref(),
-            Some("1234567890123")
-        );
-        assert_eq!(
-            short_code_in("1234-5678-90123").as_deref(),
-            Some("1234567890123")
-        );
-        assert_eq!(
-            short_code_in("电话 138 我的码1234567890123").as_deref(),
-            Some("1234567890123")
-        );
-        assert_eq!(short_code_in("12345"), None);
-        assert_eq!(short_code_in("你好"), None);
-    }
 }
