@@ -91,7 +91,7 @@ fn label_pages_in_headless_chromium_at_360px() {
     let Some(app) = TestApp::start_with(
         Backend::Sqlite,
         suyuan_server::scans::ScanSettings {
-            trust_forwarded_for: true,
+            trusted_proxies: suyuan_server::extract::TrustedProxies::parse("127.0.0.1").unwrap(),
             ..Default::default()
         },
     ) else {

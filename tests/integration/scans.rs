@@ -64,7 +64,19 @@ struct Demo {
     _regions: tempfile::NamedTempFile,
 }
 
+/// The demo behind a proxy on 127.0.0.1 (the tests' requests come from there): each request's
+/// `X-Forwarded-For` is its phone.
 fn demo(backend: Backend) -> Option<Demo> {
+    demo_with(
+        backend,
+        suyuan_server::extract::TrustedProxies::parse("127.0.0.1").unwrap(),
+    )
+}
+
+fn demo_with(
+    backend: Backend,
+    trusted_proxies: suyuan_server::extract::TrustedProxies,
+) -> Option<Demo> {
     let mut regions = tempfile::NamedTempFile::new().unwrap();
     writeln!(
         regions,
@@ -76,7 +88,7 @@ fn demo(backend: Backend) -> Option<Demo> {
         backend,
         ScanSettings {
             ip_regions: Some(regions.path().to_owned()),
-            trust_forwarded_for: true,
+            trusted_proxies,
             sms_token: Some(SMS_TOKEN.into()),
             ..Default::default()
         },
@@ -811,4 +823,29 @@ fn gs1_digital_link(d: Demo) {
         "{label}"
     );
     assert_eq!(app.get(path, None).1["recalled"], json!(true));
+}
+
+/// Without a trusted proxy, `X-Forwarded-For` is whatever the client wrote: one client claiming ten
+/// addresses is one device, and no "copied label" alert is raised.
+fn forwarded_addresses_from_an_untrusted_peer_are_one_device(backend: Backend) {
+    let Some(d) = demo_with(backend, Default::default()) else {
+        return;
+    };
+    let label = format!("/{}", d.labels[5].1);
+    for i in 0..10 {
+        scan(&d.app, &label, &format!("10.9.0.{i}"), "phone");
+    }
+    assert!(alerts_of(&d.app, "label_many_devices").is_empty());
+    let shown = page(&d.app, &label);
+    assert!(shown.contains("来自 1 台设备"), "{shown}");
+}
+
+#[test]
+fn forwarded_addresses_from_an_untrusted_peer_are_one_device_on_sqlite() {
+    forwarded_addresses_from_an_untrusted_peer_are_one_device(Backend::Sqlite);
+}
+
+#[test]
+fn forwarded_addresses_from_an_untrusted_peer_are_one_device_on_postgres() {
+    forwarded_addresses_from_an_untrusted_peer_are_one_device(Backend::Postgres);
 }

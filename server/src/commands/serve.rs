@@ -52,9 +52,6 @@ pub struct ServeArgs {
     /// An IP-to-region database for scan regions: CSV lines `start,end,division_code` (IPv4 or IPv6).
     #[arg(long, env = "SUYUAN_IP_REGIONS")]
     pub ip_regions: Option<std::path::PathBuf>,
-    /// Take scanners' addresses from `X-Forwarded-For` (only behind a proxy that sets it).
-    #[arg(long, env = "SUYUAN_TRUST_FORWARDED_FOR")]
-    pub trust_forwarded_for: bool,
     /// More distinct devices than this scanning one label opens an alert (possible copied label).
     #[arg(long, env = "SUYUAN_SCAN_MAX_DEVICES", default_value_t = 5)]
     pub scan_max_devices: u32,
@@ -85,7 +82,7 @@ impl ServeArgs {
                 ..Default::default()
             },
             ip_regions: self.ip_regions.clone(),
-            trust_forwarded_for: self.trust_forwarded_for,
+            trusted_proxies: self.trusted_proxies.clone(),
             sms_token: self.sms_token.clone().filter(|t| !t.is_empty()),
         }
     }

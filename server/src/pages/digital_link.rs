@@ -60,7 +60,7 @@ pub async fn batch_page(
         BatchStatus::Open => ScanVerdict::Batch,
     };
     let scanning = &state.scanning;
-    let ip = client::client_ip(&req, scanning.settings.trust_forwarded_for);
+    let ip = client::client_ip(&req, &scanning.settings.trusted_proxies);
     scanning
         .log
         .log(ScanEvent::Scan(NewScan {

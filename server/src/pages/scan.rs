@@ -228,7 +228,7 @@ pub async fn show(
         })
     })
     .await?;
-    let ip = client::client_ip(req, scanning.settings.trust_forwarded_for);
+    let ip = client::client_ip(req, &scanning.settings.trusted_proxies);
     let region = client::ip_region(scanning.ip_regions.as_ref(), ip);
     let hash = client::request_hash(&scanning.salt, ip);
     scanning

@@ -19,21 +19,11 @@ use sha2::{Digest, Sha256};
 use suyuan_core::model::{RegionSource, ScanRegion};
 use suyuan_core::region::{self, IpRegions};
 
-/// The client's address: the peer, or the first `X-Forwarded-For` entry when the server is configured to
-/// trust its proxy.
-pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> Option<IpAddr> {
-    if trust_forwarded {
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    req.peer_addr().map(|a| a.ip())
+/// The client's address: the peer, or what a trusted proxy says of it (`SUYUAN_TRUSTED_PROXIES`, the same
+/// rule as login throttling: see [`crate::extract::client_address`]). Devices are counted by address, so an
+/// `X-Forwarded-For` believed from anyone would let one client pass for many.
+pub fn client_ip(req: &HttpRequest, proxies: &crate::extract::TrustedProxies) -> Option<IpAddr> {
+    crate::extract::client_address(req, proxies)
 }
 
 /// The salted hash of a client: its network address (or, for SMS, its number).

@@ -29,8 +29,8 @@ pub struct ScanSettings {
     pub rules: ScanRules,
     /// An IP-to-region CSV (`start,end,division_code` per line); none: regions come only from phones.
     pub ip_regions: Option<PathBuf>,
-    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` names the scanning client (the server's `SUYUAN_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::extract::TrustedProxies,
     /// The shared secret an SMS provider sends in `X-Suyuan-Sms-Token`; none: the SMS webhook is off.
     pub sms_token: Option<String>,
 }

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::enums::text_enum;
 use super::text;
@@ -274,7 +274,8 @@ impl utoipa::PartialSchema for RecordDetails {
 }
 
 impl ToSchema for RecordDetails {
-    /// The schemas the variants refer to (an inspection's items and verdicts).
+    /// Each variant under its own name (for clients that want one kind), and the schemas they refer to
+    /// (an inspection's items and verdicts).
     fn schemas(
         schemas: &mut Vec<(
             String,
@@ -282,6 +283,23 @@ impl ToSchema for RecordDetails {
         )>,
     ) {
         <Inspection as ToSchema>::schemas(schemas);
+        for (name, schema) in [
+            (Sowing::name(), Sowing::schema()),
+            (Fertilising::name(), Fertilising::schema()),
+            (Spraying::name(), Spraying::schema()),
+            (Irrigation::name(), Irrigation::schema()),
+            (Harvest::name(), Harvest::schema()),
+            (Processing::name(), Processing::schema()),
+            (Packing::name(), Packing::schema()),
+            (Inspection::name(), Inspection::schema()),
+            (Shipping::name(), Shipping::schema()),
+            (Receiving::name(), Receiving::schema()),
+            (Note::name(), Note::schema()),
+            (Recall::name(), Recall::schema()),
+            (Correction::name(), Correction::schema()),
+        ] {
+            schemas.push((name.into_owned(), schema));
+        }
         schemas.push((
             InspectionItem::name().into_owned(),
             <InspectionItem as utoipa::PartialSchema>::schema(),

@@ -21,15 +21,51 @@ pub struct RecordsQuery {
     #[serde(default)]
     pub history: bool,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_after` of the previous page: the `seq` of its last record.
     pub after: Option<i64>,
 }
 
+/// The answer's schema: a page of the corrected view or of the history, whichever `history` asked for.
+/// Written out because the two differ only in the corrected view's extra fields, so `anyOf` (not the
+/// `oneOf` a derived enum gives, which a corrected page would match twice) is what describes them.
+pub struct RecordPage;
+
+impl utoipa::PartialSchema for RecordPage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(<Paged<CorrectedRecord> as utoipa::PartialSchema>::schema())
+            .item(<Paged<Record> as utoipa::PartialSchema>::schema())
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RecordPage {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <Paged<CorrectedRecord> as utoipa::ToSchema>::schemas(schemas);
+        <Paged<Record> as utoipa::ToSchema>::schemas(schemas);
+        for (name, schema) in [
+            (
+                CorrectedRecord::name(),
+                <CorrectedRecord as utoipa::PartialSchema>::schema(),
+            ),
+            (Record::name(), <Record as utoipa::PartialSchema>::schema()),
+        ] {
+            schemas.push((name.into_owned(), schema));
+        }
+    }
+}
+
 #[utoipa::path(tag = "records", params(("id" = i64, Path), RecordsQuery), responses(
-    (status = 200, body = Paged<CorrectedRecord>, description = "a page of the corrected view (history=false: \
-      records other than corrections, each with its corrections applied) or, with history=true, a \
-      Paged<Record> of every record as stored; in chain order (`seq`), `next_after` absent on the last page"),
+    (status = 200, body = RecordPage, description = "a page of the corrected view (history=false: \
+      records other than corrections, each with its corrections applied) or, with history=true, of every \
+      record as stored; in chain order (`seq`), `next_after` absent on the last page"),
     (status = 401, body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody, description = "limit outside 1–200 (invalid_page)"),

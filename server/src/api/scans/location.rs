@@ -62,7 +62,7 @@ pub async fn location(
         return Ok(HttpResponse::NoContent().finish());
     }
     let scanning = &state.scanning;
-    let ip = client::client_ip(&req, scanning.settings.trust_forwarded_for);
+    let ip = client::client_ip(&req, &scanning.settings.trusted_proxies);
     scanning
         .log
         .log(ScanEvent::Located(LocatedScan {
