@@ -108,8 +108,39 @@ pub enum BrokerError {
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    server: ServerThread,
+}
+
+/// A server on a thread of its own, told to stop through a channel; stopping waits for the thread, so
+/// that its port and connections are gone when it returns. Dropping it stops it.
+#[derive(Debug)]
+pub(crate) struct ServerThread {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    pub(crate) fn new(stop: oneshot::Sender<()>, thread: std::thread::JoinHandle<()>) -> Self {
+        ServerThread {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub(crate) fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl EmbeddedBroker {
@@ -203,8 +234,7 @@ impl EmbeddedBroker {
         tracing::info!(%addr, "embedded MQTT broker listening");
         Ok(EmbeddedBroker {
             addr,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            server: ServerThread::new(stop_tx, thread),
         })
     }
 
@@ -221,22 +251,7 @@ impl EmbeddedBroker {
 
     /// Stops listening and closes every connection (clients see the broker go away).
     pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for EmbeddedBroker {
-    fn drop(&mut self) {
-        self.stop_now();
+        self.server.stop();
     }
 }
 

@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify, Semaphore};
 
-use crate::broker::{BrokerConfig, BrokerError, EmbeddedBroker};
+use crate::broker::{BrokerConfig, BrokerError, EmbeddedBroker, ServerThread};
 use crate::config::TopicConfig;
 use crate::counters::{Reason, Refusal, RefusalEntry};
 use crate::store::StoreError;
@@ -79,10 +79,11 @@ pub struct DeviceGrant {
 #[derive(Debug)]
 pub struct DeviceBroker {
     addr: SocketAddr,
+    // Declared before `internal`, so that dropping stops the front (closing every device's
+    // connection) before the broker behind it.
+    front: ServerThread,
     internal: EmbeddedBroker,
     login: (String, String),
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl DeviceBroker {
@@ -155,10 +156,9 @@ impl DeviceBroker {
         tracing::info!(%addr, "MQTT broker listening for devices (credentials and topics checked)");
         Ok(DeviceBroker {
             addr,
+            front: ServerThread::new(stop_tx, thread),
             internal,
             login,
-            stop: Some(stop_tx),
-            thread: Some(thread),
         })
     }
 
@@ -182,22 +182,7 @@ impl DeviceBroker {
 
     /// Stops the front (closing every device's connection), then the broker.
     pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for DeviceBroker {
-    fn drop(&mut self) {
-        self.stop_now();
+        self.front.stop();
     }
 }
 
