@@ -25,8 +25,10 @@ pub mod ids;
 pub mod model;
 pub mod policy;
 pub mod region;
+pub mod rules;
 pub mod schema;
 pub mod store;
+pub mod texts;
 pub mod time;
 pub mod writer;
 

@@ -1,0 +1,1 @@
+//! Counterfeit and misuse signals from consumers' scans of a label.

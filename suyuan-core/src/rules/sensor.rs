@@ -1,0 +1,1 @@
+//! Sensor rules: thresholds and silent devices, on event time.

@@ -1,0 +1,1 @@
+//! The words of the record rules' alerts (pre-harvest interval, inspection, recall).

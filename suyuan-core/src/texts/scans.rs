@@ -1,0 +1,1 @@
+//! The words of the scan rules' alerts (counterfeit and misuse of labels).

@@ -1,0 +1,1 @@
+//! The words of the sensor rules' alerts (thresholds, silent devices).
