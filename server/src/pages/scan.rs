@@ -14,7 +14,7 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
 use askama::Template;
-use chrono::{DateTime, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Utc};
 use suyuan_core::model::{
     NewScan, RecordDetails, RecordKind, ScanEvent, ScanMethod, ScanRegion, ScanVerdict, Suspicion,
     Verdict,
@@ -273,15 +273,9 @@ pub fn html(req: &HttpRequest, page: String) -> HttpResponse {
     resp.body(page)
 }
 
-/// China time, in which every date on the page is shown.
-fn china() -> FixedOffset {
-    // UTC+8 is always in range; UTC stands in only to avoid a panic path.
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
-}
-
 /// A date as a consumer reads it.
 pub fn date(at: DateTime<Utc>, lang: Lang) -> String {
-    let local = at.with_timezone(&china());
+    let local = suyuan_core::time::in_china(at);
     match lang {
         Lang::Zh => local.format("%Y年%-m月%-d日").to_string(),
         Lang::En => local.format("%-d %b %Y").to_string(),
@@ -289,7 +283,7 @@ pub fn date(at: DateTime<Utc>, lang: Lang) -> String {
 }
 
 fn day_month(at: DateTime<Utc>, lang: Lang) -> String {
-    let local = at.with_timezone(&china());
+    let local = suyuan_core::time::in_china(at);
     match lang {
         Lang::Zh => local.format("%-m月%-d日").to_string(),
         Lang::En => local.format("%-d %b").to_string(),

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::alerts::{self, NewAlert};
@@ -26,7 +26,7 @@ use crate::schema::{
     label_scan_devices::dsl as sd, label_scan_stats::dsl as st, products::dsl as p,
     scan_region_days::dsl as rd, scans::dsl as s, settings::dsl as se,
 };
-use crate::time::to_datetime;
+use crate::time::{self, to_datetime};
 use crate::{BatchId, OrgId, ProductId};
 
 /// Rows per multi-row INSERT (14 columns: well under SQLite's 32,766 variables).
@@ -111,11 +111,6 @@ struct ScanRow<'a> {
     client_hash: &'a str,
 }
 
-/// The day of a time in China (UTC+8), as the dashboard counts days.
-pub fn china_day(at: DateTime<Utc>) -> String {
-    (at + Duration::hours(8)).format("%Y-%m-%d").to_string()
-}
-
 fn region_name(code: Option<&str>) -> String {
     code.and_then(region::full_name)
         .unwrap_or_else(|| "未知地区".to_owned())
@@ -155,7 +150,7 @@ pub fn record(
                 let division = scan.region.as_ref().map(|r| r.division_code.clone());
                 *region_days
                     .entry((
-                        china_day(scan.scanned_at),
+                        time::china_day(scan.scanned_at),
                         division.clone().unwrap_or_default(),
                         scan.verdict.as_str(),
                     ))
@@ -298,7 +293,7 @@ pub fn record(
             continue;
         }
         let key = (
-            china_day(scan.scanned_at),
+            time::china_day(scan.scanned_at),
             scan.region
                 .as_ref()
                 .map(|r| r.division_code.clone())

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use suyuan_core::model::{RegionDayCount, ScanVerdict};
 use suyuan_core::policy;
@@ -106,7 +106,7 @@ pub async fn regions(
         ));
     }
     let q = q.into_inner();
-    let today = (Utc::now() + Duration::hours(8)).date_naive();
+    let today = suyuan_core::time::china_today();
     let from = day(q.from, today - Duration::days(29), "from")?;
     let to = day(q.to, today, "to")?;
     check_range(&from, &to)?;
