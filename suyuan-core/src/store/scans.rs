@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::alerts::{self, NewAlert};
