@@ -1,7 +1,7 @@
 //! Times are stored as milliseconds since the Unix epoch (UTC) so that one schema serves both backends; the
 //! API speaks RFC 3339.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Offset, TimeZone, Utc};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
