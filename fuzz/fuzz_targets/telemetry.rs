@@ -3,14 +3,14 @@
 //! default limits and under small ones.
 //!
 //! Asserts: the limits hold (payload bytes, readings per message, metrics per reading); every stored
-//! reading has a valid metric name whose suffix gives its unit, a finite value within the unit's range,
-//! a believable timestamp and the topic's site and device; a reading written back as a payload parses
+//! reading has a believable timestamp and values each named once, with a valid metric name whose suffix
+//! gives its unit and a finite value within the unit's range; a reading written back as a payload parses
 //! to the same reading; a too-large payload is refused as such; a status is exactly `online` or
 //! `offline` around ASCII whitespace.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use suyuan_iot_gateway::topic::{ClientId, SiteId, Topics};
+use suyuan_iot_gateway::topic::{SiteId, Topics};
 use suyuan_iot_gateway::{
     parse_message, parse_status, parse_telemetry, DeviceStatus, Parsed, Reading, Reason,
     TelemetryLimits, TopicConfig, Unit,
@@ -22,40 +22,53 @@ const TELEMETRY: &str = "suyuan/v1/5/cold-01/telemetry";
 const STATUS: &str = "suyuan/v1/5/cold-01/status";
 
 fn check_reading(r: &Reading, limits: &TelemetryLimits) {
-    assert_eq!((r.site, r.device.as_str()), (SiteId(5), "cold-01"));
     assert!(limits.ts_is_plausible(r.ts_ms, NOW), "ts {}", r.ts_ms);
     assert!(r.seq.is_none_or(|s| s >= 0));
-    let name = r.metric.as_bytes();
-    assert!(!name.is_empty() && name.len() <= limits.max_metric_name_len);
-    assert!(name[0].is_ascii_lowercase());
-    assert!(name
-        .iter()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_'));
-    assert!(!r.metric.ends_with('_') && !r.metric.contains("__"));
-    assert_eq!(Unit::of_metric(&r.metric), Some(r.unit));
-    let (lo, hi) = r.unit.range();
-    assert!(r.value.is_finite() && (lo..=hi).contains(&r.value));
+    assert!(!r.values.is_empty() && r.values.len() <= limits.max_metrics_per_reading);
+    for (i, (metric, value)) in r.values.iter().enumerate() {
+        assert!(
+            r.values[..i].iter().all(|(other, _)| other != metric),
+            "{metric} twice"
+        );
+        let name = metric.as_bytes();
+        assert!(!name.is_empty() && name.len() <= limits.max_metric_name_len);
+        assert!(name[0].is_ascii_lowercase());
+        assert!(name
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_'));
+        assert!(!metric.ends_with('_') && !metric.contains("__"));
+        let unit = Unit::of_metric(metric).expect("a unit suffix");
+        let (lo, hi) = unit.range();
+        assert!(value.is_finite() && (lo..=hi).contains(value));
+    }
 
     // Written back as a device would send it, the reading parses to itself.
-    let mut payload =
-        serde_json::json!({ "ts": r.ts_ms, "values": { r.metric.as_str(): r.value } });
+    let values: serde_json::Map<String, serde_json::Value> = r
+        .values
+        .iter()
+        .map(|(m, v)| (m.clone(), (*v).into()))
+        .collect();
+    let mut payload = serde_json::json!({ "ts": r.ts_ms, "values": values });
     if let Some(seq) = r.seq {
         payload["seq"] = seq.into();
     }
     let payload = serde_json::to_vec(&payload).expect("JSON");
-    let device = ClientId::new("cold-01").expect("client id");
-    let again = parse_telemetry(SiteId(5), &device, &payload, NOW, limits).expect("written back");
+    let again = parse_telemetry(&payload, NOW, limits).expect("written back");
     assert!(again.refusals.is_empty(), "{:?}", again.refusals);
     let [one] = again.readings.as_slice() else {
         panic!("one reading expected, got {:?}", again.readings);
     };
-    // serde_json parses its own shortest float spelling back to within one unit in the last place.
-    let close = (one.value - r.value).abs() <= f64::EPSILON * r.value.abs();
-    assert!(close, "{} became {}", r.value, one.value);
-    assert_eq!(
-        (&one.metric, one.unit, one.ts_ms, one.seq),
-        (&r.metric, r.unit, r.ts_ms, r.seq)
-    );
+    assert_eq!((one.ts_ms, one.seq), (r.ts_ms, r.seq));
+    let mut want: Vec<&(String, f64)> = r.values.iter().collect();
+    let mut got: Vec<&(String, f64)> = one.values.iter().collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(want.len(), got.len());
+    for ((m, v), (m2, v2)) in want.into_iter().zip(got) {
+        assert_eq!(m, m2);
+        // serde_json parses its own shortest float spelling back to within one unit in the last place.
+        assert!((v - v2).abs() <= f64::EPSILON * v.abs(), "{v} became {v2}");
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -72,8 +85,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(Parsed::Telemetry { topic, telemetry }) => {
                 assert_eq!(topic.site, SiteId(5));
                 assert!(data.len() <= limits.max_payload_bytes);
-                let most = limits.max_readings_per_message * limits.max_metrics_per_reading;
-                assert!(telemetry.readings.len() <= most);
+                assert!(telemetry.readings.len() <= limits.max_readings_per_message);
                 for reading in &telemetry.readings {
                     check_reading(reading, &limits);
                 }

@@ -8,8 +8,8 @@
 //! database is unreachable, appended and fsynced to the local [`Spool`] — and acknowledgements go
 //! out in arrival order, as MQTT requires. A crash before the acknowledgement makes the broker
 //! redeliver; a crash after it finds the message in the database or the spool. Either way a
-//! message can arrive twice, so every write is idempotent: readings on [`ReadingKey`], images on
-//! their SHA-256, alerts on (rule, device, opened_at). A message that is wrong in itself is
+//! message can arrive twice, so every write is idempotent: a [`Reading`] on (device, ts, seq),
+//! images on their SHA-256, alerts on (rule, device, opened_at). A message that is wrong in itself is
 //! *refused*: acknowledged (so it is not redelivered forever), counted by [`Reason`], never
 //! stored; the gateway keeps running.
 //!
@@ -27,13 +27,12 @@
 //!   only on the device's own topics, no subscriptions;
 //! - [`topic`] — `{prefix}/{site}/{device}/telemetry | image/jpeg/{ts} | status`, and the
 //!   (shared) subscription filters;
-//! - [`reading`] — telemetry JSON to flat [`Reading`]s, units from key suffixes, plausible ranges,
-//!   the idempotency key;
+//! - [`reading`] — telemetry JSON to [`Reading`]s (one per payload object: time, sequence number,
+//!   values), units from key suffixes, plausible ranges;
 //! - [`message`] — one message, topic and payload, to what it means ([`parse_message`]);
 //! - [`image`] — JPEG checks (pixel limit from the header before decoding), thumbnails, storage
 //!   by content hash;
 //! - [`spool`] — the durable store-and-forward queue for database outages;
-//! - [`rules`] — threshold and no-data alerts on event time, late backfill marked late;
 //! - [`counters`] — the stable refusal codes and their counters;
 //! - [`store`] — what the gateway needs from the database, as a trait;
 //! - `devices` — the cached device list messages are checked against;
@@ -53,7 +52,6 @@ pub mod image;
 pub mod message;
 pub mod mqtt;
 pub mod reading;
-pub mod rules;
 pub mod runtime;
 pub mod spool;
 pub mod store;
@@ -73,13 +71,7 @@ pub use error::Error;
 pub use image::{check_jpeg, sha256_hex, thumbnail_jpeg, CheckedJpeg, MediaStore, StoredImage};
 pub use message::{parse_message, MessageKind, Parsed};
 pub use mqtt::MqttSettings;
-pub use reading::{
-    parse_status, parse_telemetry, DeviceStatus, Reading, ReadingKey, Telemetry, Unit, NO_SEQ,
-};
-pub use rules::{
-    AlertClosed, AlertEvent, AlertKind, AlertOpened, Evaluator, NoDataRule, NoDataState, Rule,
-    RuleId, RuleStates, ThresholdPhase, ThresholdRule, ThresholdState,
-};
+pub use reading::{parse_status, parse_telemetry, DeviceStatus, Reading, Telemetry, Unit};
 pub use runtime::{Gateway, GatewayHandle, GatewayStats};
 pub use spool::{DrainError, Spool, SpoolBatch, SpoolPosition, SpoolStats, SpooledMessage};
 pub use store::{Accepted, AcceptedKind, DeviceInfo, DeviceKind, Store, StoreError};

@@ -92,7 +92,7 @@ pub fn parse_message(
     let topic = topics.parse(topic)?;
     match topic.channel {
         Channel::Telemetry => {
-            let telemetry = parse_telemetry(topic.site, &topic.device, payload, now_ms, limits)?;
+            let telemetry = parse_telemetry(payload, now_ms, limits)?;
             Ok(Parsed::Telemetry { topic, telemetry })
         }
         Channel::ImageJpeg { ts_ms } => {

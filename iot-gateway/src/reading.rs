@@ -1,4 +1,4 @@
-//! Telemetry payloads: JSON from a device, checked, as flat readings ready to store.
+//! Telemetry payloads: JSON from a device, checked, as readings ready to store.
 //!
 //! A payload is one reading object `{"ts": <ms>, "seq": <n>, "values": {"temp_c": 4.1}}` or an
 //! array of them (a device that was offline flushes its backlog). Units are in the metric names'
@@ -17,8 +17,8 @@
 //! temperature must still be recorded when the humidity probe fails. Every refused part is a
 //! [`Refusal`] in [`Telemetry::refusals`] and is counted.
 //!
-//! Storing is idempotent on [`Reading::key`]; see [`ReadingKey`] for why it holds `ts` *and*
-//! `seq`.
+//! Each object of the payload is one [`Reading`]: the unit stored as one row, idempotently on
+//! (device, `ts`, `seq`) — see [`Reading`] for why the key holds `ts` *and* `seq`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TelemetryLimits;
 use crate::counters::{Reason, Refusal};
-use crate::topic::{ClientId, SiteId};
 
 /// A unit, named by the suffix after the last `_` of a metric name (`temp_c` → [`Unit::Celsius`]).
 ///
@@ -201,80 +200,40 @@ impl fmt::Display for Unit {
     }
 }
 
-/// One value of one metric from one device at one time: the row the database stores.
+/// One object of a telemetry payload: a device's values of one or more metrics at one instant. It is
+/// the unit the gateway hands to its [`crate::Store`] and the store keeps as one row, idempotently on
+/// (device, `ts_ms`, `seq`).
+///
+/// `seq` alone would be a trap as a key: a device that keeps its counter in RAM restarts at 0 after a
+/// power cut, and its new readings would collide with old ones and be dropped — silent loss of
+/// acknowledged data. With `ts` in the key they differ; and with `seq` in it, two readings in the same
+/// millisecond (a device without a set clock) are both kept. A redelivered message repeats `ts` and
+/// `seq` byte for byte, so it is stored once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
-    /// The site named in the topic (checked against the device's registration by the caller).
-    pub site: SiteId,
-    /// The device that measured it.
-    pub device: ClientId,
     /// Device time of the measurement, ms since the epoch.
     pub ts_ms: i64,
     /// The device's sequence number of the reading, when it sends one.
     pub seq: Option<i64>,
-    /// The metric name with its unit suffix, e.g. `temp_c`.
-    pub metric: String,
-    /// The value, finite and within the unit's plausible range.
-    pub value: f64,
-    /// The unit of the suffix.
-    pub unit: Unit,
-}
-
-/// The identity of a stored reading: a unique index on these columns makes every write
-/// idempotent (`INSERT … ON CONFLICT DO NOTHING`).
-///
-/// It is `(device, metric, ts_ms, seq)` with an absent `seq` stored as `-1` (so the column is
-/// `NOT NULL` and the unique index also catches readings without `seq` — SQL unique indexes treat
-/// NULLs as distinct). A redelivered message repeats `ts` and `seq` byte for byte, so it is
-/// deduplicated. `seq` alone, `(device, seq, metric)`, would be a trap: a device that keeps its
-/// counter in RAM restarts at 0 after a power cut, and its new readings would collide with old
-/// ones and be dropped — silent loss of acknowledged data. With `ts` in the key they differ; and
-/// with `seq` in it, two readings in the same millisecond (a device without a set clock) are both
-/// kept.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ReadingKey {
-    /// The device's client id.
-    pub device: ClientId,
-    /// The metric name.
-    pub metric: String,
-    /// Device time, ms.
-    pub ts_ms: i64,
-    /// The device's sequence number, or `-1` when it sent none.
-    pub seq: i64,
-}
-
-/// The stored stand-in for an absent `seq`.
-pub const NO_SEQ: i64 = -1;
-
-impl Reading {
-    /// The reading's idempotency key.
-    pub fn key(&self) -> ReadingKey {
-        ReadingKey {
-            device: self.device.clone(),
-            metric: self.metric.clone(),
-            ts_ms: self.ts_ms,
-            seq: self.seq.unwrap_or(NO_SEQ),
-        }
-    }
+    /// Metric name with its unit suffix (e.g. `temp_c`) → value, finite and within the unit's
+    /// plausible range; each name once, in payload order.
+    pub values: Vec<(String, f64)>,
 }
 
 /// The outcome of a telemetry message that was not refused as a whole.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Telemetry {
-    /// The readings to store, in payload order.
+    /// The readings to store, in payload order (a reading whose every value was refused is left out).
     pub readings: Vec<Reading>,
     /// The parts that were refused (readings or single values), to count.
     pub refusals: Vec<Refusal>,
 }
 
-/// Parses a telemetry payload of `device` at `site`, received when the gateway's clock said
-/// `now_ms`.
+/// Parses a telemetry payload received when the gateway's clock said `now_ms`.
 ///
 /// `Err` refuses the whole message. `Ok` may still carry refusals of parts of it, and may hold no
 /// readings at all when every part was refused.
 pub fn parse_telemetry(
-    site: SiteId,
-    device: &ClientId,
     payload: &[u8],
     now_ms: i64,
     limits: &TelemetryLimits,
@@ -331,19 +290,19 @@ pub fn parse_telemetry(
             continue;
         }
         let seq = reading.seq.map(|s| s as i64); // checked to fit by check_reading
+        let mut values = Vec::with_capacity(reading.values.0.len());
         for (metric, value) in reading.values.0 {
             match check_value(&metric, &value, limits) {
-                Ok((value, unit)) => out.readings.push(Reading {
-                    site,
-                    device: device.clone(),
-                    ts_ms: reading.ts,
-                    seq,
-                    metric,
-                    value,
-                    unit,
-                }),
+                Ok(value) => values.push((metric, value)),
                 Err((reason, detail)) => out.refusals.push(Refusal::new(reason, at(detail))),
             }
+        }
+        if !values.is_empty() {
+            out.readings.push(Reading {
+                ts_ms: reading.ts,
+                seq,
+                values,
+            });
         }
     }
     Ok(out)
@@ -414,7 +373,7 @@ fn check_value(
     metric: &str,
     value: &serde_json::Value,
     limits: &TelemetryLimits,
-) -> Result<(f64, Unit), (Reason, String)> {
+) -> Result<f64, (Reason, String)> {
     if !is_valid_metric_name(metric, limits.max_metric_name_len) {
         let shown: String = metric.chars().take(60).collect();
         return Err((
@@ -451,7 +410,7 @@ fn check_value(
             ),
         ));
     }
-    Ok((number, unit))
+    Ok(number)
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -538,13 +497,19 @@ mod tests {
     const NOW: i64 = 1_750_000_000_000;
 
     fn parse(payload: &str) -> Result<Telemetry, Refusal> {
-        parse_telemetry(
-            SiteId(3),
-            &ClientId::new("cold-01").unwrap(),
-            payload.as_bytes(),
-            NOW,
-            &TelemetryLimits::default(),
-        )
+        parse_telemetry(payload.as_bytes(), NOW, &TelemetryLimits::default())
+    }
+
+    /// (ts, seq, metric, value) of every value kept, in order.
+    fn flat(t: &Telemetry) -> Vec<(i64, Option<i64>, &str, f64)> {
+        t.readings
+            .iter()
+            .flat_map(|r| {
+                r.values
+                    .iter()
+                    .map(move |(m, v)| (r.ts_ms, r.seq, m.as_str(), *v))
+            })
+            .collect()
     }
 
     fn reasons(t: &Telemetry) -> Vec<Reason> {
@@ -580,67 +545,44 @@ mod tests {
             max_metrics_per_reading: 64,
             ..TelemetryLimits::default()
         };
-        let t = parse_telemetry(
-            SiteId(3),
-            &ClientId::new("cold-01").unwrap(),
-            payload.as_bytes(),
-            NOW,
-            &limits,
-        )
-        .unwrap();
-        assert_eq!(t.readings.len(), 40);
+        let t = parse_telemetry(payload.as_bytes(), NOW, &limits).unwrap();
+        assert_eq!(t.readings.len(), 1);
+        assert_eq!(t.readings[0].values.len(), 40);
     }
 
     #[test]
-    fn one_reading_becomes_one_row_per_metric() {
+    fn one_object_is_one_reading_with_its_values_in_order() {
         let t =
             parse(r#"{"ts": 1749999990000, "seq": 17, "values": {"temp_c": 4.1, "rh_pct": 81}}"#)
                 .unwrap();
         assert!(t.refusals.is_empty());
-        assert_eq!(t.readings.len(), 2);
-        let temp = &t.readings[0];
-        assert_eq!(temp.metric, "temp_c");
-        assert_eq!(temp.value, 4.1);
-        assert_eq!(temp.unit, Unit::Celsius);
-        assert_eq!(temp.seq, Some(17));
-        assert_eq!(temp.ts_ms, 1_749_999_990_000);
-        assert_eq!(temp.site, SiteId(3));
-        assert_eq!(temp.device.as_str(), "cold-01");
-        assert_eq!(t.readings[1].unit, Unit::Percent);
-        assert_eq!(t.readings[1].value, 81.0);
         assert_eq!(
-            temp.key(),
-            ReadingKey {
-                device: ClientId::new("cold-01").unwrap(),
-                metric: "temp_c".into(),
+            t.readings,
+            [Reading {
                 ts_ms: 1_749_999_990_000,
-                seq: 17
-            }
+                seq: Some(17),
+                values: vec![("temp_c".into(), 4.1), ("rh_pct".into(), 81.0)],
+            }]
         );
     }
 
     #[test]
-    fn a_backlog_array_is_flattened_in_order_and_seq_is_optional() {
+    fn a_backlog_array_is_one_reading_per_object_in_order_and_seq_is_optional() {
         let t = parse(
             r#"[{"ts": 1749990000000, "seq": 1, "values": {"temp_c": 3.0}},
                 {"ts": 1749990060000, "values": {"temp_c": 3.5, "door_count": 2}}]"#,
         )
         .unwrap();
         assert!(t.refusals.is_empty());
-        let rows: Vec<_> = t
-            .readings
-            .iter()
-            .map(|r| (r.ts_ms, r.seq, r.metric.as_str(), r.value))
-            .collect();
+        assert_eq!(t.readings.len(), 2);
         assert_eq!(
-            rows,
+            flat(&t),
             [
                 (1_749_990_000_000, Some(1), "temp_c", 3.0),
                 (1_749_990_060_000, None, "temp_c", 3.5),
                 (1_749_990_060_000, None, "door_count", 2.0),
             ]
         );
-        assert_eq!(t.readings[1].key().seq, NO_SEQ);
     }
 
     #[test]
@@ -702,13 +644,12 @@ mod tests {
             max_payload_bytes: 100,
             ..TelemetryLimits::default()
         };
-        let device = ClientId::new("d").unwrap();
         let big = format!(
             r#"{{"ts": 1749999990000, "values": {{"temp_c": 4.1}}, "x": "{}"}}"#,
             "a".repeat(100)
         );
         assert_eq!(
-            parse_telemetry(SiteId(1), &device, big.as_bytes(), NOW, &limits)
+            parse_telemetry(big.as_bytes(), NOW, &limits)
                 .unwrap_err()
                 .reason,
             Reason::PayloadTooLarge
@@ -748,8 +689,7 @@ mod tests {
             t.refusals
         );
         assert!(t.refusals[0].detail.starts_with("reading 0:"));
-        assert_eq!(t.readings.len(), 1);
-        assert_eq!(t.readings[0].value, 4.0);
+        assert_eq!(flat(&t), [(NOW + 600_000, None, "temp_c", 4.0)]);
     }
 
     #[test]
@@ -762,7 +702,7 @@ mod tests {
             }}"#,
         )
         .unwrap();
-        let kept: Vec<_> = t.readings.iter().map(|r| r.metric.as_str()).collect();
+        let kept: Vec<_> = flat(&t).into_iter().map(|(_, _, m, _)| m).collect();
         assert_eq!(kept, ["temp_c", "batt_v"]);
         assert_eq!(
             reasons(&t),
@@ -823,7 +763,7 @@ mod tests {
         let edge =
             parse(r#"{"ts": 1749999990000, "values": {"t_c": -60, "u_c": 85, "h_pct": 100}}"#)
                 .unwrap();
-        assert_eq!(edge.readings.len(), 3);
+        assert_eq!(flat(&edge).len(), 3);
     }
 
     #[test]

@@ -545,7 +545,7 @@ impl Core {
                     return Decision::Refuse(refusals);
                 }
                 (
-                    AcceptedKind::Readings(telemetry.readings),
+                    AcceptedKind::Telemetry(telemetry.readings),
                     telemetry.refusals,
                 )
             }

@@ -3,7 +3,7 @@
 //!
 //! The contract that makes "nothing acknowledged is ever lost" hold:
 //! - [`Store::write`] commits a whole batch in one transaction or nothing, and is idempotent
-//!   (readings on their [`crate::ReadingKey`], images on their hash, statuses on (device, time)),
+//!   (a [`Reading`] on (device, ts, seq), images on their hash, statuses on (device, time)),
 //!   so a batch written twice after a crash or a redelivery stores each row once;
 //! - rules are evaluated inside that same transaction on the rows it actually inserted, so an
 //!   alert is never lost between a commit and an evaluation, and several replicas never raise the
@@ -53,8 +53,9 @@ pub struct Accepted {
 /// What an accepted message carries.
 #[derive(Debug, Clone)]
 pub enum AcceptedKind {
-    /// Telemetry: the readings that were accepted (refused parts are counted, not stored).
-    Readings(Vec<Reading>),
+    /// Telemetry: the readings that were accepted, one per object of the payload (refused parts are
+    /// counted, not stored).
+    Telemetry(Vec<Reading>),
     /// A camera image, already stored in the media folder by content hash.
     Image {
         /// Capture time from the topic (device time).

@@ -511,12 +511,12 @@ static SCALE: Mutex<Option<(u64, f64, f64)>> = Mutex::new(None);
 /// Readings per second `Store::write` takes on its own: `batches` batches of 500 messages of 4 readings, as the
 /// pipeline hands them over, without MQTT.
 fn store_alone(store: &CoreStore, devices: &[String], site: i64, batches: i64) -> Result<f64> {
-    let ids: Vec<(i64, suyuan_iot_gateway::ClientId)> = store
+    let ids: Vec<i64> = store
         .devices()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .into_iter()
         .filter(|d| devices.iter().any(|x| x == &d.client_id.to_string()))
-        .map(|d| (d.id, d.client_id))
+        .map(|d| d.id)
         .collect();
     let t0 = now_ms() - 3_600_000;
     let site = suyuan_iot_gateway::SiteId(site);
@@ -525,7 +525,7 @@ fn store_alone(store: &CoreStore, devices: &[String], site: i64, batches: i64) -
     for b in 0..batches {
         let batch: Vec<Accepted> = (0..500i64)
             .map(|i| {
-                let (id, client) = &ids[(i as usize) % ids.len()];
+                let id = &ids[(i as usize) % ids.len()];
                 let ts = t0 + b * 500 + i;
                 let values = [
                     ("temp_c", 4.0),
@@ -537,21 +537,11 @@ fn store_alone(store: &CoreStore, devices: &[String], site: i64, batches: i64) -
                     received_at_ms: ts,
                     device_id: *id,
                     site,
-                    what: AcceptedKind::Readings(
-                        values
-                            .iter()
-                            .map(|(m, v)| suyuan_iot_gateway::Reading {
-                                site,
-                                device: client.clone(),
-                                ts_ms: ts,
-                                seq: Some(-2 - (b * 500 + i)),
-                                metric: (*m).into(),
-                                value: *v,
-                                unit: suyuan_iot_gateway::Unit::of_metric(m)
-                                    .unwrap_or(suyuan_iot_gateway::Unit::Count),
-                            })
-                            .collect(),
-                    ),
+                    what: AcceptedKind::Telemetry(vec![suyuan_iot_gateway::Reading {
+                        ts_ms: ts,
+                        seq: Some(-2 - (b * 500 + i)),
+                        values: values.iter().map(|(m, v)| ((*m).into(), *v)).collect(),
+                    }]),
                 }
             })
             .collect();
@@ -778,8 +768,8 @@ impl Store for CountingStore {
         let mut lat = Vec::new();
         for m in batch {
             match &m.what {
-                AcceptedKind::Readings(rs) => {
-                    readings += rs.len() as u64;
+                AcceptedKind::Telemetry(rs) => {
+                    readings += rs.iter().map(|r| r.values.len() as u64).sum::<u64>();
                     if let Some(r) = rs.first() {
                         lat.push(committed - r.ts_ms);
                     }

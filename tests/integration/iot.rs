@@ -8,7 +8,7 @@ use suyuan_iot_gateway as gw;
 use suyuan_server::iot::store::CoreStore;
 
 use crate::support::{TestApp, World};
-use gw::{Accepted, AcceptedKind, ClientId, DeviceStatus, Reading, Store, Unit};
+use gw::{Accepted, AcceptedKind, DeviceStatus, Reading, Store};
 
 crate::both_backends!(
     devices_are_registered_by_operators,
@@ -52,57 +52,30 @@ fn store(app: &TestApp) -> CoreStore {
     CoreStore::new(app.db.clone(), gw::RuleConfig::default())
 }
 
-fn temp(
-    w: &World,
-    device_id: i64,
-    client: &str,
-    ts: i64,
-    seq: i64,
-    value: f64,
-    received: i64,
-) -> Accepted {
+fn temp(w: &World, device_id: i64, ts: i64, seq: i64, value: f64, received: i64) -> Accepted {
     Accepted {
         received_at_ms: received,
         device_id,
         site: gw::SiteId(w.plot.0),
-        what: AcceptedKind::Readings(vec![Reading {
-            site: gw::SiteId(w.plot.0),
-            device: ClientId::new(client).unwrap(),
+        what: AcceptedKind::Telemetry(vec![Reading {
             ts_ms: ts,
             seq: Some(seq),
-            metric: "temp_c".into(),
-            value,
-            unit: Unit::Celsius,
+            values: vec![("temp_c".into(), value)],
         }]),
     }
 }
 
 /// A message from a device that sends no sequence numbers: `metrics` measured at `ts`.
-fn unsequenced(
-    w: &World,
-    device_id: i64,
-    client: &str,
-    ts: i64,
-    metrics: &[(&str, f64)],
-) -> Accepted {
+fn unsequenced(w: &World, device_id: i64, ts: i64, metrics: &[(&str, f64)]) -> Accepted {
     Accepted {
         received_at_ms: ts + 500,
         device_id,
         site: gw::SiteId(w.plot.0),
-        what: AcceptedKind::Readings(
-            metrics
-                .iter()
-                .map(|(metric, value)| Reading {
-                    site: gw::SiteId(w.plot.0),
-                    device: ClientId::new(client).unwrap(),
-                    ts_ms: ts,
-                    seq: None,
-                    metric: (*metric).into(),
-                    value: *value,
-                    unit: Unit::of_metric(metric).unwrap(),
-                })
-                .collect(),
-        ),
+        what: AcceptedKind::Telemetry(vec![Reading {
+            ts_ms: ts,
+            seq: None,
+            values: metrics.iter().map(|(m, v)| ((*m).into(), *v)).collect(),
+        }]),
     }
 }
 
@@ -231,16 +204,11 @@ fn devices_are_registered_by_operators(app: TestApp) {
     let password = d["password"].as_str().unwrap().to_owned();
     app.db
         .read(|c| {
-            assert!(suyuan_core::store::iot::check_device_password(
-                c,
-                "coldroom-1.t",
-                &password
-            )?);
-            assert!(!suyuan_core::store::iot::check_device_password(
-                c,
-                "coldroom-1.t",
-                "guess"
-            )?);
+            assert!(suyuan_core::store::iot::device_login(c, "coldroom-1.t", &password)?.is_some());
+            assert_eq!(
+                suyuan_core::store::iot::device_login(c, "coldroom-1.t", "guess")?,
+                None
+            );
             Ok(())
         })
         .unwrap();
@@ -256,7 +224,6 @@ fn readings_are_stored_once_and_read_back(app: TestApp) {
             temp(
                 &w,
                 id,
-                "t1",
                 t0 + i * MIN,
                 i,
                 4.0 + (i % 3) as f64,
@@ -332,26 +299,25 @@ fn metrics_of_one_instant_sent_apart_are_merged(app: TestApp) {
     let t0 = now_ms() - 30 * MIN;
     let (t1, t2) = (t0 + MIN, t0 + 2 * MIN);
     // Two batches at t0: the temperature first, the humidity later (too high: the rule must see it).
-    s.write(&[unsequenced(&w, id, "room-2", t0, &[("temp_c", 4.0)])])
+    s.write(&[unsequenced(&w, id, t0, &[("temp_c", 4.0)])])
         .unwrap();
-    s.write(&[unsequenced(&w, id, "room-2", t0, &[("rh_pct", 95.0)])])
+    s.write(&[unsequenced(&w, id, t0, &[("rh_pct", 95.0)])])
         .unwrap();
     // One batch at t1 holding both halves and a repeat of the temperature with another value.
     s.write(&[
-        unsequenced(&w, id, "room-2", t1, &[("temp_c", 5.0)]),
-        unsequenced(&w, id, "room-2", t1, &[("rh_pct", 85.0), ("temp_c", 7.0)]),
+        unsequenced(&w, id, t1, &[("temp_c", 5.0)]),
+        unsequenced(&w, id, t1, &[("rh_pct", 85.0), ("temp_c", 7.0)]),
     ])
     .unwrap();
     // Redelivered, and a later value for a stored metric: nothing changes.
     s.write(&[
-        unsequenced(&w, id, "room-2", t0, &[("rh_pct", 95.0)]),
-        unsequenced(&w, id, "room-2", t0, &[("temp_c", 9.0), ("rh_pct", 20.0)]),
+        unsequenced(&w, id, t0, &[("rh_pct", 95.0)]),
+        unsequenced(&w, id, t0, &[("temp_c", 9.0), ("rh_pct", 20.0)]),
     ])
     .unwrap();
     s.write(&[unsequenced(
         &w,
         id,
-        "room-2",
         t2,
         &[("rh_pct", 80.0), ("temp_c", 4.5)],
     )])
@@ -384,7 +350,7 @@ fn replicas_writing_the_same_batch_store_it_once(app: TestApp) {
     let id = device(&app, &w, "twin-1", "sensor");
     let t0 = now_ms() - 60 * MIN;
     let batch: Vec<Accepted> = (0..300)
-        .map(|i| temp(&w, id, "twin-1", t0 + i * 1000, i, 4.0, t0 + i * 1000 + 100))
+        .map(|i| temp(&w, id, t0 + i * 1000, i, 4.0, t0 + i * 1000 + 100))
         .collect();
     for round in 0..3 {
         let batch: Vec<Accepted> = batch[round * 100..(round + 1) * 100].to_vec();
@@ -465,17 +431,7 @@ fn threshold_rule_opens_and_closes_on_event_time(app: TestApp) {
     let short: Vec<Accepted> = [(0, 5.0), (5, 9.0), (15, 9.5), (25, 9.1), (26, 6.0)]
         .iter()
         .enumerate()
-        .map(|(i, (m, v))| {
-            temp(
-                &w,
-                id,
-                "cold-1",
-                t0 + m * MIN,
-                i as i64,
-                *v,
-                t0 + m * MIN + 1000,
-            )
-        })
+        .map(|(i, (m, v))| temp(&w, id, t0 + m * MIN, i as i64, *v, t0 + m * MIN + 1000))
         .collect();
     s.write(&short).unwrap();
     assert!(alerts(&app, &w).is_empty(), "20 minutes above is not 30");
@@ -483,17 +439,7 @@ fn threshold_rule_opens_and_closes_on_event_time(app: TestApp) {
     let long: Vec<Accepted> = [(40, 9.0), (50, 10.0), (60, 11.0), (76, 9.0), (80, 4.0)]
         .iter()
         .enumerate()
-        .map(|(i, (m, v))| {
-            temp(
-                &w,
-                id,
-                "cold-1",
-                t0 + m * MIN,
-                10 + i as i64,
-                *v,
-                t0 + m * MIN + 1000,
-            )
-        })
+        .map(|(i, (m, v))| temp(&w, id, t0 + m * MIN, 10 + i as i64, *v, t0 + m * MIN + 1000))
         .collect();
     // Written one message at a time, like a live stream, and then all again (a redelivery).
     for msg in &long[..4] {
@@ -558,7 +504,7 @@ fn late_backfill_and_no_data(app: TestApp) {
     let t0 = now - 24 * 60 * MIN;
     // A device that was offline flushes yesterday's excursion today: the alert is marked late.
     let backlog: Vec<Accepted> = (0..8)
-        .map(|i| temp(&w, id, "cold-2", t0 + i * 10 * MIN, i, 12.0, now))
+        .map(|i| temp(&w, id, t0 + i * 10 * MIN, i, 12.0, now))
         .collect();
     s.write(&backlog).unwrap();
     let a = alerts(&app, &w);
@@ -577,8 +523,7 @@ fn late_backfill_and_no_data(app: TestApp) {
     );
     assert!(no_data[0]["closed_at"].is_null());
     // Data arrives: it closes.
-    s.write(&[temp(&w, id, "cold-2", now - 1000, 100, 4.0, now)])
-        .unwrap();
+    s.write(&[temp(&w, id, now - 1000, 100, 4.0, now)]).unwrap();
     let a = alerts(&app, &w);
     let no_data: Vec<&Value> = a.iter().filter(|x| x["kind"] == "sensor_no_data").collect();
     assert!(!no_data[0]["closed_at"].is_null(), "{a:?}");

@@ -1,19 +1,20 @@
-//! What the gateway tests share: an in-memory store with an outage switch, brokers (embedded,
-//! the system's Mosquitto, a Mosquitto of the test's own), a publishing device, and waiting.
+//! What the in-process gateway tests share: an in-memory store with an outage switch, the gateway's
+//! settings, a publishing device and waiting on the event. Brokers come from [`crate::support::mqtt`],
+//! the one MQTT harness of the test binary.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+pub use crate::support::mqtt::reading_payload;
 use suyuan_iot_gateway::{
     Accepted, AcceptedKind, ClientId, CounterSnapshot, DeviceInfo, DeviceKind, DeviceStatus, Error,
-    Gateway, GatewayConfig, GatewayHandle, MqttSettings, ReadingKey, RefusalEntry, SiteId, Store,
-    StoreError,
+    Gateway, GatewayConfig, GatewayHandle, MqttSettings, RefusalEntry, SiteId, Store, StoreError,
 };
 
 /// Gateway clock now, ms.
@@ -41,13 +42,21 @@ pub fn unique_id(name: &str) -> String {
     format!("{name}-{}-{nanos}", std::process::id())
 }
 
+/// A stored reading's identity, as the database's unique index on telemetry has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadingKey {
+    pub device_id: i64,
+    pub ts_ms: i64,
+    pub seq: Option<i64>,
+}
+
 /// What the stand-in database holds.
 #[derive(Debug, Default)]
 pub struct Db {
     pub devices: Vec<DeviceInfo>,
-    /// Readings under their idempotency key (as the unique index keeps them), with how often
-    /// each was written (a redelivery writes it again and is absorbed).
-    pub readings: BTreeMap<ReadingKey, (f64, u32)>,
+    /// Readings (one per telemetry message) under their idempotency key, as the unique index keeps
+    /// them, with how often each was written (a redelivery writes it again and is absorbed).
+    pub readings: BTreeMap<ReadingKey, (usize, u32)>,
     /// Keys in the order they were first inserted.
     pub order: Vec<ReadingKey>,
     /// Images by content hash, with how often each was written.
@@ -142,10 +151,14 @@ impl Store for FakeStore {
         let mut db = self.db();
         for msg in batch {
             match &msg.what {
-                AcceptedKind::Readings(readings) => {
+                AcceptedKind::Telemetry(readings) => {
                     for r in readings {
-                        let key = r.key();
-                        let entry = db.readings.entry(key.clone()).or_insert((r.value, 0));
+                        let key = ReadingKey {
+                            device_id: msg.device_id,
+                            ts_ms: r.ts_ms,
+                            seq: r.seq,
+                        };
+                        let entry = db.readings.entry(key).or_insert((r.values.len(), 0));
                         entry.1 += 1;
                         if entry.1 == 1 {
                             db.order.push(key);
@@ -315,22 +328,16 @@ impl Drop for Publisher {
 
 /// A telemetry payload with a temperature and a humidity.
 pub fn reading(seq: u64, ts_ms: i64) -> Vec<u8> {
-    format!(
-        r#"{{"ts": {ts_ms}, "seq": {seq}, "values": {{"temp_c": {}, "rh_pct": 80}}}}"#,
-        2.0 + (seq % 50) as f64 / 10.0
-    )
-    .into_bytes()
+    reading_payload(seq, ts_ms).into_bytes()
 }
 
-/// The two keys [`reading`] stores.
-pub fn reading_keys(device: &str, seq: u64, ts_ms: i64) -> [ReadingKey; 2] {
-    let key = |metric: &str| ReadingKey {
-        device: ClientId::new(device).unwrap(),
-        metric: metric.to_owned(),
+/// The key [`reading`] is stored under, for device `device_id`.
+pub fn reading_key(device_id: i64, seq: u64, ts_ms: i64) -> ReadingKey {
+    ReadingKey {
+        device_id,
         ts_ms,
-        seq: seq as i64,
-    };
-    [key("temp_c"), key("rh_pct")]
+        seq: Some(seq as i64),
+    }
 }
 
 /// A small real JPEG.
@@ -343,170 +350,4 @@ pub fn jpeg(width: u32, height: u32, seed: u8) -> Vec<u8> {
         .encode_image(&pixels)
         .unwrap();
     out
-}
-
-/// A loopback port nobody listens on (free when this returns).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn must_have_mqtt() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("SUYUAN_REQUIRE_MQTT").is_some()
-}
-
-/// The system's Mosquitto on 127.0.0.1:1883, or `None` (after printing why) when it is not
-/// running and neither `CI` nor `SUYUAN_REQUIRE_MQTT` is set.
-pub fn system_mosquitto(test: &str) -> Option<SocketAddr> {
-    let addr: SocketAddr = "127.0.0.1:1883".parse().unwrap();
-    match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-        Ok(_) => Some(addr),
-        Err(e) if must_have_mqtt() => {
-            panic!("{test}: no MQTT broker on {addr} ({e}), and CI or SUYUAN_REQUIRE_MQTT is set")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: no MQTT broker on {addr} ({e}); start Mosquitto or set SUYUAN_REQUIRE_MQTT=1 to make this a failure");
-            None
-        }
-    }
-}
-
-/// Ends a persistent session on a broker (a clean-session connect discards it), so a test
-/// leaves nothing queued on a shared broker.
-pub async fn forget_session(addr: SocketAddr, client_id: &str) {
-    let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
-    options.set_clean_session(true);
-    let (client, mut eventloop) = AsyncClient::new(options, 10);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.try_disconnect();
-                }
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-}
-
-/// A Mosquitto of the test's own on a free loopback port, with persistence in a temporary
-/// folder; it can be stopped and started again on the same port.
-pub struct OwnMosquitto {
-    pub dir: tempfile::TempDir,
-    pub addr: SocketAddr,
-    binary: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnMosquitto {
-    /// `None` (after printing why) when Mosquitto is not installed and neither `CI` nor
-    /// `SUYUAN_REQUIRE_MQTT` is set.
-    pub fn start(test: &str) -> Option<OwnMosquitto> {
-        let binary = ["mosquitto", "/usr/sbin/mosquitto"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|b| {
-                Command::new(b)
-                    .arg("-h")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok()
-            });
-        let Some(binary) = binary else {
-            assert!(
-                !must_have_mqtt(),
-                "{test}: mosquitto is not installed, and CI or SUYUAN_REQUIRE_MQTT is set"
-            );
-            eprintln!("SKIPPED {test}: mosquitto is not installed (apt-get install mosquitto)");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        // Started as root, Mosquitto switches to the `mosquitto` user: it must still be able to
-        // write its persistence file (without it, a restart loses every session).
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .unwrap();
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let config = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\nmax_inflight_messages 100\nmax_packet_size 67108864\nlog_dest file {}/mosquitto.log\n",
-            dir.path().display(),
-            dir.path().display()
-        );
-        std::fs::write(dir.path().join("mosquitto.conf"), config).unwrap();
-        let mut broker = OwnMosquitto {
-            dir,
-            addr,
-            binary,
-            child: None,
-        };
-        broker.restart();
-        Some(broker)
-    }
-
-    /// Starts it (again) and waits until it accepts connections.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not start on {}",
-                self.addr
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops it with SIGTERM, the way a service manager restarts it; Mosquitto writes its
-    /// persistence file on the way out.
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // The shell's own `kill`: no package needed for it.
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(format!("kill -TERM {}", child.id()))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for OwnMosquitto {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
