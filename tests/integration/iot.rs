@@ -527,6 +527,14 @@ fn late_backfill_and_no_data(app: TestApp) {
     let a = alerts(&app, &w);
     let no_data: Vec<&Value> = a.iter().filter(|x| x["kind"] == "sensor_no_data").collect();
     assert!(!no_data[0]["closed_at"].is_null(), "{a:?}");
+    // The no-data clock saved the device's states without losing the threshold rule's: the reading
+    // back in range closes yesterday's excursion too.
+    let threshold: Vec<&Value> = a
+        .iter()
+        .filter(|x| x["kind"] == "sensor_threshold")
+        .collect();
+    assert_eq!(threshold.len(), 1, "{a:?}");
+    assert!(!threshold[0]["closed_at"].is_null(), "{a:?}");
 }
 
 fn images_and_statuses(app: TestApp) {
