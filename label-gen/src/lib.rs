@@ -45,6 +45,4 @@ pub use pdf::{
 };
 pub use qr::{Bitmap, MaskChoice, QrEncoder, QrMatrix};
 pub use serial::{KeyId, LabelSerial, SerialError};
-pub use sign::{
-    LabelSignature, LabelSigningKey, LabelVerifyingKey, SigningKeyRing, VerifyingKeySet,
-};
+pub use sign::{LabelSignature, LabelSigningKey, LabelVerifyingKey, VerifyingKeySet};
