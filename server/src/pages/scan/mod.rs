@@ -9,8 +9,8 @@
 //!
 //! Every view is logged as a scan ([`crate::scans::log`]) without waiting for the database.
 //!
-//! The parts: [`verdict`] (the banner: which verdict says what), [`story`] (the batch's story, rendered
-//! once per language and cached), [`chart`] (the cold-store temperatures as inline SVG) and [`dates`]
+//! The parts: `verdict` (the banner: which verdict says what), `story` (the batch's story, rendered
+//! once per language and cached), `chart` (the cold-store temperatures as inline SVG) and `dates`
 //! (dates as a consumer in China reads them).
 
 use actix_web::http::header;
