@@ -100,3 +100,76 @@ pub(super) fn push_hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
     }
     out.push(b'>');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(value: f32) -> String {
+        let mut out = Vec::new();
+        push_num(&mut out, value);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numbers_have_at_most_three_decimals_and_no_trailing_zeros() {
+        assert_eq!(num(1.0), "1 ");
+        assert_eq!(num(0.5), "0.5 ");
+        assert_eq!(num(100.0), "100 ");
+        assert_eq!(num(1.23456), "1.235 ");
+        assert_eq!(num(-2.25), "-2.25 ");
+        assert_eq!(num(0.0), "0 ");
+        assert_eq!(num(-0.0001), "0 ");
+    }
+
+    #[test]
+    fn lengths_in_mm_are_written_in_points() {
+        let mut out = Vec::new();
+        push_mm(&mut out, 25.4);
+        push_mm(&mut out, 10.0 * MM_PER_PT);
+        assert_eq!(out, b"72 10 ");
+    }
+
+    #[test]
+    fn strings_are_hex_or_literal_or_utf16() {
+        let mut out = b"x".to_vec();
+        push_hex_string(&mut out, &[0x00, 0xab, 0x10]);
+        assert_eq!(out, b"x<00AB10>");
+        assert!(matches!(
+            text_string("Suyuan labels"),
+            Object::String(bytes, StringFormat::Literal) if bytes == b"Suyuan labels"
+        ));
+        assert!(matches!(
+            text_string("溯源"),
+            Object::String(bytes, StringFormat::Hexadecimal)
+                if bytes == [0xfe, 0xff, 0x6e, 0xaf, 0x6e, 0x90]
+        ));
+    }
+
+    #[test]
+    fn the_template_form_draws_each_line_from_the_cells_top_left_corner() {
+        let line = PlacedLine {
+            text: "溯源".into(),
+            glyphs: vec![0x00, 0x05, 0x01, 0x02],
+            size_pt: 8.0,
+            x_mm: 25.4,
+            baseline_mm: 10.0 * MM_PER_PT,
+        };
+        let form = template_form(&[line], 70.0, 36.0, (6, 0)).unwrap();
+        // lopdf leaves content this short uncompressed (compressing would not make it smaller).
+        let content = match form.dict.get(b"Filter") {
+            Ok(_) => form.decompressed_content().unwrap(),
+            Err(_) => form.content.clone(),
+        };
+        assert_eq!(
+            content,
+            b"BT\n/F 8 Tf 1 0 0 1 72 -10 Tm <00050102> Tj\nET\n"
+        );
+        let bbox = form.dict.get(b"BBox").unwrap().as_array().unwrap();
+        let corners: Vec<f32> = bbox.iter().map(|v| v.as_float().unwrap()).collect();
+        assert_eq!(corners.len(), 4);
+        assert_eq!((corners[0], corners[3]), (0.0, 0.0));
+        assert!((corners[1] + 36.0 / MM_PER_PT).abs() < 1e-3, "{corners:?}");
+        assert!((corners[2] - 70.0 / MM_PER_PT).abs() < 1e-3, "{corners:?}");
+    }
+}

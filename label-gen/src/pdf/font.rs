@@ -168,6 +168,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn glyph_ids_are_written_as_two_big_endian_bytes() {
+        let glyph = |ch, id| Glyph {
+            ch,
+            id,
+            advance: 1.0,
+        };
+        assert_eq!(
+            glyph_bytes(&[glyph('溯', 0x1234), glyph('0', 5)]),
+            [0x12, 0x34, 0x00, 0x05]
+        );
+        assert!(glyph_bytes(&[]).is_empty());
+    }
+
+    #[test]
+    fn shaping_gives_each_character_its_glyph_and_advance() {
+        let font = crate::pdf::fixtures::font();
+        let glyphs = font.shape("溯0 ").unwrap();
+        assert_eq!(glyphs.iter().map(|g| g.ch).collect::<String>(), "溯0 ");
+        assert!(glyphs.iter().all(|g| g.advance > 0.0 && g.advance <= 1.5));
+        // A CJK character is a full em wide; a digit narrower.
+        assert!(glyphs[0].advance > glyphs[1].advance, "{glyphs:?}");
+        assert!(matches!(
+            font.shape("a\u{10FFFD}"),
+            Err(Error::MissingGlyph {
+                ch: '\u{10FFFD}',
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn missing_font_names_the_setting() {
         let err = LabelFont::load(Some(Path::new("/nonexistent/font.ttf"))).unwrap_err();
         assert!(err.to_string().contains(FONT_SETTING), "{err}");

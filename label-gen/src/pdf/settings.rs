@@ -255,3 +255,92 @@ impl SheetOptions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 1e-3
+    }
+
+    #[test]
+    fn presets_are_found_by_name_with_their_cells() {
+        for (name, cell, per_page) in [
+            ("a4-3x8", (70.0, 36.0), 24),
+            ("a4-4x10", (52.5, 29.7), 40),
+            ("roll-50x30", (50.0, 30.0), 1),
+        ] {
+            let layout = PageLayout::by_name(name).unwrap();
+            assert_eq!(layout.name, name);
+            let (w, h) = layout.cell_size_mm();
+            assert!(close(w, cell.0) && close(h, cell.1), "{name}: {w} × {h}");
+            assert_eq!(layout.labels_per_page(), per_page);
+            assert!(layout.validate().is_ok(), "{name}");
+        }
+        assert_eq!(PageLayout::by_name("a5-2x4"), None);
+    }
+
+    #[test]
+    fn a_layout_without_room_for_labels_is_refused() {
+        let no_columns = PageLayout {
+            columns: 0,
+            ..PageLayout::a4_3x8()
+        };
+        let margins_fill_the_page = PageLayout {
+            margins: Margins::uniform(105.0),
+            ..PageLayout::a4_3x8()
+        };
+        let unmeasured_offset = PageLayout {
+            offset_x_mm: f32::NAN,
+            ..PageLayout::a4_3x8()
+        };
+        for layout in [no_columns, margins_fill_the_page, unmeasured_offset] {
+            assert!(
+                matches!(layout.validate(), Err(Error::InvalidLayout(ref m)) if m.contains("no room")),
+                "{layout:?}"
+            );
+        }
+        let negative_padding = PageLayout {
+            cell_padding_mm: -0.5,
+            ..PageLayout::roll_50x30()
+        };
+        assert!(matches!(
+            negative_padding.validate(),
+            Err(Error::InvalidLayout(ref m)) if m.contains("padding")
+        ));
+    }
+
+    #[test]
+    fn modules_are_whole_printer_dots_of_at_least_04_mm() {
+        let default = PrintSettings::default();
+        assert!(close(default.dot_mm(), 25.4 / 203.0));
+        assert!(close(default.module_mm(), 0.5005));
+        assert!(default.validate().is_ok());
+        let office = PrintSettings {
+            printer_dpi: 300,
+            dots_per_module: 5,
+        };
+        assert!(close(office.module_mm(), 0.4233));
+        assert!(office.validate().is_ok());
+        for (printer_dpi, dots_per_module) in [(203, 3), (600, 9), (0, 4), (203, 0)] {
+            let settings = PrintSettings {
+                printer_dpi,
+                dots_per_module,
+            };
+            assert!(
+                matches!(settings.validate(), Err(Error::InvalidLayout(_))),
+                "{settings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sheet_options_default_to_inline_codes_without_outlines() {
+        let options = SheetOptions::new(PageLayout::a4_4x10());
+        assert_eq!(options.qr_image, QrImageMode::Inline);
+        assert!(!options.outline_cells);
+        assert_eq!(options.print, PrintSettings::default());
+        assert_eq!(options.title, "Suyuan labels");
+    }
+}

@@ -137,7 +137,94 @@ fn wrap(font: &LabelFont, text: &str, size_mm: f32, width: f32) -> Result<Vec<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pdf::fixtures::font;
+    use crate::pdf::fixtures::{font, template};
+    use crate::pdf::LabelTemplate;
+
+    fn column(width: f32, height: f32) -> Column {
+        Column {
+            x: 20.0,
+            width,
+            top: 5.0,
+            bottom: 5.0 + height,
+        }
+    }
+
+    fn sizes(name_pt: f32, field_pt: f32, wrap: Wrap) -> TextSizes {
+        TextSizes {
+            name_pt,
+            field_pt,
+            wrap,
+        }
+    }
+
+    #[test]
+    fn the_name_comes_first_then_a_little_air_then_the_fields() {
+        let font = font();
+        let t = template();
+        let placed = place_column(
+            &font,
+            &t,
+            &sizes(12.0, 8.0, Wrap::Nothing),
+            &column(50.0, 29.0),
+        )
+        .unwrap()
+        .unwrap();
+        let texts: Vec<&str> = placed.iter().map(|l| l.text.as_str()).collect();
+        let mut expected = vec![t.product_name.as_str()];
+        expected.extend(t.fields.iter().map(String::as_str));
+        assert_eq!(texts, expected);
+        assert!(placed.iter().all(|l| l.x_mm == 20.0));
+        let sizes: Vec<f32> = placed.iter().map(|l| l.size_pt).collect();
+        assert_eq!(sizes, [12.0, 8.0, 8.0, 8.0]);
+        let first = 5.0 + font.ascender_em() * 12.0 * MM_PER_PT;
+        assert!((placed[0].baseline_mm - first).abs() < 1e-4);
+        let gaps: Vec<f32> = placed
+            .windows(2)
+            .map(|w| w[1].baseline_mm - w[0].baseline_mm)
+            .collect();
+        assert!(gaps.iter().all(|g| *g > 0.0), "{gaps:?}");
+        assert!((gaps[1] - gaps[2]).abs() < 1e-4, "{gaps:?}");
+    }
+
+    #[test]
+    fn text_that_does_not_fit_is_none_not_cut() {
+        let font = font();
+        let t = template();
+        let fits = |s: TextSizes, c: Column| place_column(&font, &t, &s, &c).unwrap();
+        // Too short a column.
+        assert_eq!(
+            fits(sizes(12.0, 8.0, Wrap::Nothing), column(50.0, 8.0)),
+            None
+        );
+        // Too narrow to keep every line whole; wrapping anywhere fits, in more lines.
+        assert_eq!(
+            fits(sizes(6.0, 5.0, Wrap::Nothing), column(15.0, 100.0)),
+            None
+        );
+        let wrapped = fits(sizes(6.0, 5.0, Wrap::Anything), column(15.0, 100.0)).unwrap();
+        assert!(wrapped.len() > 4, "{wrapped:?}");
+        for line in &wrapped {
+            let em: f32 = font
+                .shape(&line.text)
+                .unwrap()
+                .iter()
+                .map(|g| g.advance)
+                .sum();
+            assert!(em * line.size_pt * MM_PER_PT <= 15.0 + 1e-3, "{line:?}");
+        }
+        // An empty template fits anywhere.
+        let empty = LabelTemplate::default();
+        assert_eq!(
+            place_column(
+                &font,
+                &empty,
+                &sizes(12.0, 8.0, Wrap::Nothing),
+                &column(1.0, 1.0)
+            )
+            .unwrap(),
+            Some(Vec::new())
+        );
+    }
 
     #[test]
     fn wrapping_breaks_chinese_anywhere_and_latin_at_spaces() {
