@@ -26,12 +26,6 @@ pub enum Error {
         /// Id of the key asked to sign.
         signing_key: KeyId,
     },
-    /// No signing key with this id is loaded.
-    #[error("no signing key with id {0} is loaded")]
-    UnknownSigningKey(KeyId),
-    /// A key with this id already exists; ids are never reused.
-    #[error("a signing key with id {0} already exists (key ids are never reused)")]
-    DuplicateKeyId(KeyId),
     /// Published public key bytes are not a valid Ed25519 key.
     #[error("public key {0} is not a valid Ed25519 key")]
     InvalidPublicKey(KeyId),

@@ -5,7 +5,7 @@
 //! one. The path from a number to a printed sheet, one module per step:
 //!
 //! - [`serial`] — the 13-digit serial (key id, sequence, ISO 7064 check digit), printed as the short code;
-//! - [`sign`] — Ed25519 over a domain-separated message; keys with ids, a ring for rotation;
+//! - [`sign`] — Ed25519 over a domain-separated message; keys with ids, public keys by id for rotation;
 //! - [`code`] — serial + signature as 169 digits in an `https://host/…` URL, parsing and verdicts;
 //! - [`qr`] — the URL as a QR code in two segments at level M with a chosen mask, as 1-bit rows;
 //! - [`pdf`] — labels on A4 sheets or thermal rolls, CJK font embedded as a subset;
@@ -19,9 +19,11 @@
 //!
 //! The tests need a CJK TrueType font (Debian `fonts-wqy-microhei`, or `SUYUAN_LABEL_FONT`) and
 //! `pdftoppm` (Debian `poppler-utils`): they render PDF pages and decode the codes back.
-//! `tests/decode_printed.rs` also needs `zbarimg` (Debian `zbar-tools`): it mints a run of each
-//! layout, prints it 1-bit at 203 dpi and scans every label back against the manifest. Without the
-//! tools it is skipped with a message, unless `CI` or `SUYUAN_REQUIRE_TOOLS` is set.
+//! The workspace's integration tests scan printed runs back with `zbarimg` (Debian `zbar-tools`) too
+//! (`tests/integration/printed_labels.rs`, `cargo test -p suyuan-server --test integration
+//! printed_labels`): a run of each layout, printed 1-bit at 203 dpi, every label checked against the
+//! manifest. Without the tools they are skipped with a message, unless `CI` or
+//! `SUYUAN_REQUIRE_TOOLS` is set.
 //!
 //! No database and no server here: serial allocation, label state and the HTTP endpoints live in
 //! the crates that call this one.
@@ -45,6 +47,4 @@ pub use pdf::{
 };
 pub use qr::{Bitmap, MaskChoice, QrEncoder, QrMatrix};
 pub use serial::{KeyId, LabelSerial, SerialError};
-pub use sign::{
-    LabelSignature, LabelSigningKey, LabelVerifyingKey, SigningKeyRing, VerifyingKeySet,
-};
+pub use sign::{LabelSignature, LabelSigningKey, LabelVerifyingKey, VerifyingKeySet};

@@ -389,7 +389,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pdf::tests::{font, template};
+    use crate::pdf::fixtures::{font, template};
     use crate::pdf::PageLayout;
     use crate::serial::KeyId;
     use crate::sign::tests::test_key;

@@ -1,4 +1,4 @@
-//! Ed25519 signatures over label serials, and the key ring that makes rotation harmless.
+//! Ed25519 signatures over label serials, and the set of public keys that makes rotation harmless.
 //!
 //! The signature is what makes a label unforgeable: anyone holding the public key can check a code
 //! offline, and nobody without the private key can mint a new serial or edit a number.
@@ -15,9 +15,8 @@
 //! The host name is deliberately not covered, so that a change of host does not invalidate labels
 //! that are already printed and stuck on boxes.
 //!
-//! Keys have ids ([`KeyId`]). [`SigningKeyRing`] holds the private keys and which one mints new
-//! labels; [`VerifyingKeySet`] holds the public keys by id, so that after a rotation labels signed by
-//! older keys still verify. Private key bytes never appear in `Debug` output.
+//! Keys have ids ([`KeyId`]). [`VerifyingKeySet`] holds the public keys by id, so that after a rotation
+//! labels signed by older keys still verify. Private key bytes never appear in `Debug` output.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -297,90 +296,6 @@ impl FromIterator<LabelVerifyingKey> for VerifyingKeySet {
     }
 }
 
-/// The private keys of a deployment and which of them mints new labels.
-///
-/// Rotation adds a key with a new id and makes it active; the old keys stay in the ring (and their
-/// public halves in [`SigningKeyRing::verifying_keys`]) so older labels keep verifying.
-#[derive(Default)]
-pub struct SigningKeyRing {
-    keys: BTreeMap<KeyId, LabelSigningKey>,
-    active: Option<KeyId>,
-}
-
-impl SigningKeyRing {
-    /// An empty ring.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a key without changing the active one (the first key added becomes active).
-    ///
-    /// Fails if the id is taken: reusing an id would make older labels unverifiable.
-    pub fn insert(&mut self, key: LabelSigningKey) -> Result<(), Error> {
-        if self.keys.contains_key(&key.id) {
-            return Err(Error::DuplicateKeyId(key.id));
-        }
-        let id = key.id;
-        self.keys.insert(id, key);
-        if self.active.is_none() {
-            self.active = Some(id);
-        }
-        Ok(())
-    }
-
-    /// Adds `key` and makes it the key for new labels.
-    pub fn rotate(&mut self, key: LabelSigningKey) -> Result<(), Error> {
-        let id = key.id;
-        self.insert(key)?;
-        self.active = Some(id);
-        Ok(())
-    }
-
-    /// Makes an existing key the key for new labels.
-    pub fn set_active(&mut self, id: KeyId) -> Result<(), Error> {
-        if !self.keys.contains_key(&id) {
-            return Err(Error::UnknownSigningKey(id));
-        }
-        self.active = Some(id);
-        Ok(())
-    }
-
-    /// The key that mints new labels.
-    pub fn active(&self) -> Option<&LabelSigningKey> {
-        self.active.and_then(|id| self.keys.get(&id))
-    }
-
-    /// The key with this id.
-    pub fn get(&self, id: KeyId) -> Option<&LabelSigningKey> {
-        self.keys.get(&id)
-    }
-
-    /// Signs `serial` with the key its key id names.
-    pub fn sign(&self, serial: LabelSerial) -> Result<LabelSignature, Error> {
-        self.keys
-            .get(&serial.key_id())
-            .ok_or(Error::UnknownSigningKey(serial.key_id()))?
-            .sign(serial)
-    }
-
-    /// The public halves of every key in the ring.
-    pub fn verifying_keys(&self) -> VerifyingKeySet {
-        self.keys
-            .values()
-            .map(LabelSigningKey::verifying_key)
-            .collect()
-    }
-}
-
-impl fmt::Debug for SigningKeyRing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKeyRing")
-            .field("ids", &self.keys.keys().collect::<Vec<_>>())
-            .field("active", &self.active)
-            .finish()
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -469,15 +384,14 @@ pub(crate) mod tests {
 
     #[test]
     fn rotation_keeps_old_labels_verifiable() {
-        let mut ring = SigningKeyRing::new();
-        ring.insert(test_key(1, 10)).unwrap();
+        let (old_key, new_key) = (test_key(1, 10), test_key(2, 11));
         let old = serial(1, 77);
-        let old_sig = ring.sign(old).unwrap();
-        ring.rotate(test_key(2, 11)).unwrap();
-        assert_eq!(ring.active().map(LabelSigningKey::id), KeyId::new(2).ok());
+        let old_sig = old_key.sign(old).unwrap();
         let new = serial(2, 77);
-        let new_sig = ring.sign(new).unwrap();
-        let keys = ring.verifying_keys();
+        let new_sig = new_key.sign(new).unwrap();
+        let keys: VerifyingKeySet = [old_key.verifying_key(), new_key.verifying_key()]
+            .into_iter()
+            .collect();
         assert_eq!(keys.check(old, &old_sig), SignatureCheck::Valid);
         assert_eq!(keys.check(new, &new_sig), SignatureCheck::Valid);
         // A signature moved to the same sequence under the other key id does not verify.
@@ -486,27 +400,14 @@ pub(crate) mod tests {
             keys.check(serial(9, 77), &old_sig),
             SignatureCheck::UnknownKey
         );
-        assert!(matches!(
-            ring.rotate(test_key(2, 12)),
-            Err(Error::DuplicateKeyId(_))
-        ));
-        assert!(matches!(
-            ring.sign(serial(5, 1)),
-            Err(Error::UnknownSigningKey(_))
-        ));
     }
 
     #[test]
     fn debug_output_never_contains_the_secret() {
         let key = test_key(8, 3);
         let secret = hex(&key.to_secret_bytes());
-        let mut ring = SigningKeyRing::new();
-        ring.insert(LabelSigningKey::from_secret_bytes(
-            key.id(),
-            &key.to_secret_bytes(),
-        ))
-        .unwrap();
-        for text in [format!("{key:?}"), format!("{key:#?}"), format!("{ring:?}")] {
+        let copy = LabelSigningKey::from_secret_bytes(key.id(), &key.to_secret_bytes());
+        for text in [format!("{key:?}"), format!("{key:#?}"), format!("{copy:?}")] {
             assert!(!text.contains(&secret), "{text}");
             assert!(!text.contains(&secret[..16]), "{text}");
         }

@@ -7,6 +7,7 @@
 //! - [`extract`]: who is calling (session cookie or bearer token);
 //! - [`error`]: how domain errors become HTTP answers;
 //! - [`pages`]: the server-rendered pages (home, the scan page, kiosk, GS1 Digital Link);
+//! - [`media`]: camera images answered from the media folder (API images and a story's photos);
 //! - [`openapi`]: the OpenAPI document generated from the handlers' annotations;
 //! - [`commands`]: the subcommands of the `suyuan` binary;
 //! - [`minting`]: label runs written in the background (API) or in the foreground (command line);
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod error;
 pub mod extract;
 pub mod iot;
+pub mod media;
 pub mod minting;
 pub mod openapi;
 pub mod pages;

@@ -20,6 +20,7 @@ mod labels;
 mod lineage;
 mod migrations;
 mod mqtt_auth;
+mod printed_labels;
 mod record_refs;
 mod records;
 mod rules;

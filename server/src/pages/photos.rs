@@ -3,31 +3,22 @@
 //! Camera images are otherwise visible only to the site's organisation and regulators; a photo is
 //! public here only while it is one of the photos the batch's story shows.
 
-use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
 use suyuan_core::store::iot;
 use suyuan_core::{BatchId, CoreError};
 
-use crate::api::images::get::jpeg;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::blocking;
+use crate::error::ApiResult;
+use crate::media::{send_jpeg, Rendition};
 use crate::state::AppState;
 
 async fn send(
     state: web::Data<AppState>,
     batch: i64,
     id: i64,
-    want_thumbnail: bool,
+    rendition: Rendition,
 ) -> ApiResult<HttpResponse> {
-    let Some(media) = state.media_dir.clone() else {
-        return Err(ApiError::request(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "this server keeps no media",
-        ));
-    };
     let scanning = state.scanning.clone();
-    let image = blocking(&state, move |db| {
+    send_jpeg(&state, rendition, "public, max-age=86400", move |db| {
         db.read(|c| {
             let story = scanning.stories.get(c, BatchId(batch))?;
             if !story.shows_photo(id) {
@@ -36,8 +27,7 @@ async fn send(
             iot::image_unchecked(c, id)
         })
     })
-    .await?;
-    jpeg(media, image, want_thumbnail, "public, max-age=86400").await
+    .await
 }
 
 #[get("/b/{batch}/photos/{id}")]
@@ -46,7 +36,7 @@ pub async fn original(
     path: web::Path<(i64, i64)>,
 ) -> ApiResult<HttpResponse> {
     let (batch, id) = path.into_inner();
-    send(state, batch, id, false).await
+    send(state, batch, id, Rendition::Original).await
 }
 
 #[get("/b/{batch}/photos/{id}/thumb")]
@@ -55,5 +45,5 @@ pub async fn thumbnail(
     path: web::Path<(i64, i64)>,
 ) -> ApiResult<HttpResponse> {
     let (batch, id) = path.into_inner();
-    send(state, batch, id, true).await
+    send(state, batch, id, Rendition::Thumbnail).await
 }

@@ -1,63 +1,28 @@
 //! `GET /api/v1/images/{id}` and `GET /api/v1/images/{id}/thumbnail`: the JPEG bytes, for whoever may
 //! see the image's site. Files are named by content hash, so they never change: clients may cache them.
 
-use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
+use suyuan_core::model::Actor;
 use suyuan_core::store::iot;
-use suyuan_core::CoreError;
 
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{blocking, Caller};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::Caller;
+use crate::media::{send_jpeg, Rendition};
 use crate::state::AppState;
 
 async fn send(
     state: web::Data<AppState>,
-    actor: suyuan_core::model::Actor,
+    actor: Actor,
     id: i64,
-    want_thumbnail: bool,
+    rendition: Rendition,
 ) -> ApiResult<HttpResponse> {
-    let Some(media) = state.media_dir.clone() else {
-        return Err(ApiError::request(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "this server keeps no media",
-        ));
-    };
-    let image = blocking(&state, move |db| db.read(|c| iot::get_image(c, &actor, id))).await?;
-    jpeg(
-        media,
-        image,
-        want_thumbnail,
+    send_jpeg(
+        &state,
+        rendition,
         "private, max-age=31536000, immutable",
+        move |db| db.read(|c| iot::get_image(c, &actor, id)),
     )
     .await
-}
-
-/// Answers an image's JPEG (or its thumbnail) from the media folder. Also used by the public scan page
-/// for the plot photos of a story.
-pub async fn jpeg(
-    media: std::path::PathBuf,
-    image: suyuan_core::model::DeviceImage,
-    want_thumbnail: bool,
-    cache_control: &'static str,
-) -> ApiResult<HttpResponse> {
-    let rel = if want_thumbnail {
-        image.thumb_path
-    } else {
-        image.path
-    };
-    // Stored paths are relative, `/`-separated and made by the gateway; refuse anything else.
-    if rel.split('/').any(|part| part.is_empty() || part == "..") {
-        return Err(CoreError::Internal(format!("unexpected media path {rel:?}")).into());
-    }
-    let path = media.join(rel);
-    let bytes = web::block(move || std::fs::read(path))
-        .await?
-        .map_err(|_| CoreError::NotFound { what: "image file" })?;
-    Ok(HttpResponse::Ok()
-        .content_type("image/jpeg")
-        .insert_header(("Cache-Control", cache_control))
-        .body(bytes))
 }
 
 #[utoipa::path(tag = "devices", params(("id" = i64, Path)), responses(
@@ -70,7 +35,7 @@ pub async fn original(
     Caller(actor): Caller,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    send(state, actor, id.into_inner(), false).await
+    send(state, actor, id.into_inner(), Rendition::Original).await
 }
 
 #[utoipa::path(tag = "devices", params(("id" = i64, Path)), responses(
@@ -83,5 +48,5 @@ pub async fn thumbnail(
     Caller(actor): Caller,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    send(state, actor, id.into_inner(), true).await
+    send(state, actor, id.into_inner(), Rendition::Thumbnail).await
 }

@@ -24,24 +24,56 @@ pub struct VerifyQuery {
     pub code: String,
 }
 
-/// The verdict on a code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum VerdictKind {
-    /// Signed by the platform's key that the serial names.
-    Genuine,
-    /// Well-formed but the signature does not match: counterfeit or edited.
-    InvalidSignature,
-    /// Well-formed but names a key the platform never had.
-    UnknownKey,
-    /// Not a label code.
-    Malformed,
+/// The verdict on a code as the API names it: label-gen's [`Verdict`] by its name alone (`genuine`,
+/// `invalid_signature`, `unknown_key`, `malformed`), what the verdict carries being in the answer's
+/// other fields.
+///
+/// Serialised and described by hand so that the verdict values stay label-gen's one enum; the schema
+/// keeps the name and the text the API document has always had (`VerdictKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerdictName(pub Verdict);
+
+impl VerdictName {
+    /// Every name, in the order the API document lists them.
+    pub const ALL: [&'static str; 4] = ["genuine", "invalid_signature", "unknown_key", "malformed"];
+
+    /// The verdict's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self.0 {
+            Verdict::Genuine { .. } => "genuine",
+            Verdict::InvalidSignature { .. } => "invalid_signature",
+            Verdict::UnknownKey { .. } => "unknown_key",
+            Verdict::Malformed(_) => "malformed",
+        }
+    }
+}
+
+impl Serialize for VerdictName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl utoipa::PartialSchema for VerdictName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("The verdict on a code."))
+            .enum_values(Some(Self::ALL))
+            .into()
+    }
+}
+
+impl ToSchema for VerdictName {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "VerdictKind".into()
+    }
 }
 
 /// The answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyAnswer {
-    pub verdict: VerdictKind,
+    pub verdict: VerdictName,
     /// The 13-digit serial the code claims (authentic only when genuine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
@@ -67,9 +99,9 @@ pub struct VerifyAnswer {
 }
 
 impl VerifyAnswer {
-    fn bare(verdict: VerdictKind, serial: Option<LabelSerial>) -> Self {
+    fn bare(verdict: Verdict, serial: Option<LabelSerial>) -> Self {
         VerifyAnswer {
-            verdict,
+            verdict: VerdictName(verdict),
             serial: serial.map(|s| s.to_string()),
             short_code: serial.map(|s| s.grouped()),
             key_id: serial.map(|s| s.key_id().get()),
@@ -100,7 +132,8 @@ pub async fn verify(
 /// about the label. Shared by this endpoint and the label URL itself.
 pub fn check(c: &mut DbConnection, code: &str) -> CoreResult<VerifyAnswer> {
     let keys = super::verifying_keys(&labels::list_keys(c)?)?;
-    Ok(match suyuan_label_gen::verify(code, &keys) {
+    let verdict = suyuan_label_gen::verify(code, &keys);
+    Ok(match verdict {
         Verdict::Genuine { serial, .. } => {
             let found = labels::lookup(
                 c,
@@ -109,23 +142,21 @@ pub fn check(c: &mut DbConnection, code: &str) -> CoreResult<VerifyAnswer> {
                     sequence: i64::try_from(serial.sequence()).unwrap_or(i64::MAX),
                 },
             )?;
-            genuine(c, serial, found)?
+            genuine(c, verdict, serial, found)?
         }
-        Verdict::InvalidSignature { serial } => {
-            VerifyAnswer::bare(VerdictKind::InvalidSignature, Some(serial))
-        }
-        Verdict::UnknownKey { serial, .. } => {
-            VerifyAnswer::bare(VerdictKind::UnknownKey, Some(serial))
+        Verdict::InvalidSignature { serial } | Verdict::UnknownKey { serial, .. } => {
+            VerifyAnswer::bare(verdict, Some(serial))
         }
         Verdict::Malformed(why) => VerifyAnswer {
             reason: Some(why.to_string()),
-            ..VerifyAnswer::bare(VerdictKind::Malformed, None)
+            ..VerifyAnswer::bare(verdict, None)
         },
     })
 }
 
 fn genuine(
     c: &mut DbConnection,
+    verdict: Verdict,
     serial: LabelSerial,
     found: LabelLookup,
 ) -> CoreResult<VerifyAnswer> {
@@ -139,13 +170,16 @@ fn genuine(
         batch_status,
         product_id: found.product_id,
         reason: found.void_reason,
-        ..VerifyAnswer::bare(VerdictKind::Genuine, Some(serial))
+        ..VerifyAnswer::bare(verdict, Some(serial))
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use suyuan_label_gen::{KeyId, LabelSerial, Malformed, Verdict};
     use utoipa::OpenApi;
+
+    use super::VerdictName;
 
     /// What `openapi.rs` gets once `labels::verify::verify` is listed in its `paths(...)`.
     #[derive(OpenApi)]
@@ -159,5 +193,35 @@ mod tests {
         assert_eq!(op["tags"][0], "labels", "{doc}");
         assert_eq!(op["parameters"][0]["name"], "code", "{doc}");
         assert!(op["responses"]["200"].is_object(), "{doc}");
+    }
+
+    #[test]
+    fn each_verdict_is_answered_by_its_name() {
+        let serial = LabelSerial::new(KeyId::new(1).unwrap(), 42).unwrap();
+        let key_id = serial.key_id();
+        for (verdict, name) in [
+            (Verdict::Genuine { serial, key_id }, "genuine"),
+            (Verdict::InvalidSignature { serial }, "invalid_signature"),
+            (Verdict::UnknownKey { serial, key_id }, "unknown_key"),
+            (Verdict::Malformed(Malformed::Empty), "malformed"),
+        ] {
+            assert_eq!(
+                serde_json::to_value(VerdictName(verdict)).unwrap(),
+                serde_json::json!(name)
+            );
+            assert!(VerdictName::ALL.contains(&name));
+        }
+    }
+
+    /// The schema the API document has always given the verdict, to the byte.
+    #[test]
+    fn the_verdict_schema_keeps_its_name_and_shape() {
+        let doc = serde_json::to_string(&Doc::openapi()).unwrap_or_default();
+        assert!(
+            doc.contains(
+                r#""VerdictKind":{"type":"string","description":"The verdict on a code.","enum":["genuine","invalid_signature","unknown_key","malformed"]}"#
+            ),
+            "{doc}"
+        );
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The pages go through `pdftoppm -r 203 -mono` (203 dpi is the thermal printers' resolution, and
 //! 1-bit is what they print: no grey to help the decoder) and `zbarimg`, which is not the decoder
-//! the crate's unit tests use. Both tools and a CJK font are required when `CI` or
+//! label-gen's unit tests use. No server and no database: it runs `suyuan_label_gen::run` as the
+//! command line does. Both tools and a CJK font are required when `CI` or
 //! `SUYUAN_REQUIRE_TOOLS` is set; elsewhere the test says why it is skipped and passes.
 
 use std::collections::BTreeMap;
