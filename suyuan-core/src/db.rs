@@ -402,6 +402,7 @@ fn names(versions: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> 
     versions.into_iter().map(|v| v.to_string()).collect()
 }
 
+#[cfg(feature = "test-support")]
 /// Checks that `name` can be spliced into SQL as a schema name: lowercase ASCII letters, digits and `_`, not
 /// starting with a digit, at most 63 bytes. Identifiers cannot be bound as parameters, so this is what keeps
 /// [`create_pg_schema`] and [`drop_pg_schema`] free of injection.
@@ -420,6 +421,7 @@ fn pg_schema_name(name: &str) -> CoreResult<&str> {
     }
 }
 
+#[cfg(feature = "test-support")]
 /// Creates a PostgreSQL schema, so that a benchmark or a test run gets tables of its own on a shared server.
 /// Open the database with [`pg_url_with_schema`] to use it; migrations then create the tables there.
 pub fn create_pg_schema(url: &str, name: &str) -> CoreResult<()> {
@@ -430,6 +432,7 @@ pub fn create_pg_schema(url: &str, name: &str) -> CoreResult<()> {
     Ok(())
 }
 
+#[cfg(feature = "test-support")]
 /// Drops a schema made by [`create_pg_schema`] with everything in it.
 pub fn drop_pg_schema(url: &str, name: &str) -> CoreResult<()> {
     let name = pg_schema_name(name)?;
@@ -439,6 +442,7 @@ pub fn drop_pg_schema(url: &str, name: &str) -> CoreResult<()> {
     Ok(())
 }
 
+#[cfg(feature = "test-support")]
 /// `url` with its connections' `search_path` set to `schema` (a libpq `options` parameter).
 pub fn pg_url_with_schema(url: &str, schema: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

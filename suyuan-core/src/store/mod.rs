@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod anchors;
 pub mod batches;
+#[cfg(feature = "test-support")]
 pub mod bulk;
 pub mod iot;
 pub mod labels;
