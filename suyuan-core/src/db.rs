@@ -2,9 +2,10 @@
 //!
 //! SQLite is the embedded default (a file under the data folder, WAL mode, a busy timeout, foreign keys on,
 //! `synchronous=FULL` so that a commit acknowledged to a user survives a power cut). SQLite has one writer at
-//! a time, so writes go through one writer thread that commits them in groups ([`crate::writer`]) instead of
-//! failing with `SQLITE_BUSY` when two deferred transactions both try to upgrade; readers use the pool and
-//! never wait for it. PostgreSQL needs none of this and the code never assumes a single process there:
+//! a time, so writes share one write connection with group commit ([`crate::writer`]): each runs on its
+//! caller's thread in a savepoint of the open transaction, and the last caller in line commits for the group,
+//! instead of failing with `SQLITE_BUSY` when two deferred transactions both try to upgrade; readers use the
+//! pool and never wait for it. PostgreSQL needs none of this and the code never assumes a single process there:
 //! per-batch ordering is kept by row locks (`FOR UPDATE`).
 
 use std::path::{Path, PathBuf};
@@ -279,8 +280,9 @@ impl Database {
         Ok(self.pool.get()?)
     }
 
-    /// Runs `f` in one write transaction and returns once it is committed. On SQLite it runs on the writer
-    /// thread, in a savepoint of a group commit (see [`crate::writer`]).
+    /// Runs `f` in one write transaction and returns once it is committed. On SQLite it runs on the calling
+    /// thread, in a savepoint of the shared write connection's open transaction, and returns after the group
+    /// commit that covers it (see [`crate::writer`]).
     pub fn write<T>(&self, f: impl FnOnce(&mut DbConnection) -> CoreResult<T>) -> CoreResult<T> {
         match &self.writer {
             Some(writer) => writer.write(f),
