@@ -2,7 +2,7 @@
 //!
 //! Every kind of alert the platform can raise is one [`AlertKind`], with its [`Severity`] fixed by the
 //! kind: a dashboard filters and counts on them, and a new rule cannot invent a spelling. What an alert
-//! says to a person is worded in [`crate::texts::alerts`], not where the rule decides.
+//! says to a person is worded in [`crate::texts`], not where the rule decides.
 
 use std::fmt;
 use std::str::FromStr;

@@ -10,18 +10,16 @@ use super::alerts::{self, NewAlert};
 use super::batches;
 use super::rows::{models, BatchRow, RecordRow};
 use super::DbConnection;
-use crate::batch_state::{self, BatchState, HARVEST_WITHIN_PHI, INSPECTION_FAILED};
 use crate::chain::{canonical_json, record_hash};
 use crate::db::Database;
 use crate::error::{CoreError, CoreResult};
 use crate::model::*;
 use crate::on_backend;
 use crate::policy;
+use crate::rules::records::{self as records_rules, BatchState, Decision, Loaded, NewRecordEvent};
 use crate::schema::{batches::dsl as b, records::dsl as r};
 use crate::time::now_millis;
 use crate::{BatchId, OrgId, RecordId};
-
-const DAY_MS: i64 = 86_400_000;
 
 fn to_json_text<T: Serialize>(v: &T) -> CoreResult<String> {
     serde_json::to_value(v)
@@ -69,7 +67,7 @@ pub fn capture(
 
     let refs = References::load(conn, std::slice::from_ref(new))?;
     refs.check(actor.org_id, new.site_id, &new.attachments)?;
-    let effects = rules(conn, actor, &batch, new)?;
+    let decision = rules(conn, actor, &batch, new)?;
     let supersedes_id = match &new.details {
         RecordDetails::Correction(c) => Some(c.supersedes.0),
         _ => None,
@@ -87,13 +85,13 @@ pub fn capture(
         org_id: actor.org_id.0,
         details,
         attachments,
-        flags: to_json_text(&effects.flags)?,
+        flags: to_json_text(&decision.flags)?,
         supersedes_id,
         prev_hash: batch.head_hash.clone(),
         hash: String::new(),
     };
     let stored = append(conn, &mut row)?;
-    apply(conn, &batch, &stored, effects)?;
+    apply(conn, &batch, &stored, decision)?;
     Ok(Captured {
         record: stored.into_model()?,
         created: true,
@@ -965,146 +963,67 @@ pub fn corrected(conn: &mut DbConnection, batch: BatchId) -> CoreResult<Vec<Corr
     Ok(corrected_view(history(conn, batch)?))
 }
 
-/// What the rules decided about a record before it is stored.
-#[derive(Debug, Default)]
-struct Effects {
-    flags: Vec<String>,
-    block: Option<(&'static str, String)>,
-    release: bool,
+/// Reads what the write-time rules need for a record of this kind (see [`records_rules::Loaded`]).
+fn load_for_rules(conn: &mut DbConnection, batch: &Batch, new: &NewRecord) -> CoreResult<Loaded> {
+    Ok(match &new.details {
+        RecordDetails::Harvest(_) => {
+            let mut ids =
+                super::lineage::reachable_ids(conn, batch.id, crate::model::Direction::Backward)?;
+            ids.push(batch.id.0);
+            let sprayings = history_of_many(conn, &ids)?
+                .into_values()
+                .flat_map(|recs| records_rules::sprayings_in(corrected_view(recs)))
+                .collect();
+            Loaded::Harvest { sprayings }
+        }
+        RecordDetails::Shipping(s) => {
+            let to_org = super::orgs::get(conn, s.to_org_id)?.id;
+            let to_site_org = match s.to_site_id {
+                None => None,
+                Some(site) => match super::sites::get_site(conn, site) {
+                    Ok(site) => Some(Some(site.org_id)),
+                    Err(CoreError::NotFound { .. }) => Some(None),
+                    Err(e) => return Err(e),
+                },
+            };
+            Loaded::Shipping {
+                to_org,
+                to_site_org,
+            }
+        }
+        RecordDetails::Correction(c) => Loaded::Correction {
+            target: Box::new(get(conn, c.supersedes)?),
+        },
+        _ => Loaded::Nothing,
+    })
 }
 
-/// The rules enforced at write time.
+/// The write-time rules of a record: loads what they read, then lets [`records_rules::decide`] decide.
 fn rules(
     conn: &mut DbConnection,
     actor: &Actor,
     batch: &Batch,
     new: &NewRecord,
-) -> CoreResult<Effects> {
-    let mut fx = Effects::default();
-    match &new.details {
-        RecordDetails::Harvest(_) => {
-            let violations = phi_violations(conn, batch.id, new.event_time.timestamp_millis())?;
-            if !violations.is_empty() {
-                fx.flags.push(HARVEST_WITHIN_PHI.into());
-                fx.block = Some((
-                    HARVEST_WITHIN_PHI,
-                    format!(
-                        "采收早于安全间隔期 harvested within the pre-harvest interval: {}",
-                        violations.join("; ")
-                    ),
-                ));
-            }
-        }
-        RecordDetails::Inspection(i) => match i.overall {
-            Verdict::Fail => {
-                let failed: Vec<&str> = i
-                    .items
-                    .iter()
-                    .filter(|x| x.result == Verdict::Fail)
-                    .map(|x| x.name.as_str())
-                    .collect();
-                fx.flags.push(INSPECTION_FAILED.into());
-                fx.block = Some((
-                    INSPECTION_FAILED,
-                    format!("检测不合格 inspection failed: {}", failed.join(", ")),
-                ));
-            }
-            Verdict::Pass => fx.release = true,
+) -> CoreResult<Decision> {
+    let loaded = load_for_rules(conn, batch, new)?;
+    records_rules::decide(
+        NewRecordEvent {
+            batch,
+            writer: actor.org_id,
+            event_time: new.event_time,
+            details: &new.details,
         },
-        RecordDetails::Shipping(s) => {
-            let to = super::orgs::get(conn, s.to_org_id)?;
-            if to.id == batch.custodian_org_id {
-                return Err(CoreError::invalid(
-                    "invalid_shipment",
-                    "a batch cannot be shipped to the organisation holding it",
-                ));
-            }
-            if let Some(site) = s.to_site_id {
-                if super::sites::get_site(conn, site)?.org_id != to.id {
-                    return Err(CoreError::invalid(
-                        "invalid_shipment",
-                        "to_site_id is not a site of to_org_id",
-                    ));
-                }
-            }
-        }
-        RecordDetails::Correction(c) => {
-            let target = get(conn, c.supersedes)?;
-            if target.batch_id != batch.id {
-                return Err(CoreError::invalid(
-                    "invalid_correction",
-                    "a correction must be recorded on the batch of the record it corrects",
-                ));
-            }
-            if matches!(
-                target.details,
-                RecordDetails::Correction(_) | RecordDetails::Recall(_)
-            ) {
-                return Err(CoreError::invalid(
-                    "invalid_correction",
-                    "corrections and recalls cannot be corrected; correct the original record",
-                ));
-            }
-            if target.org_id != actor.org_id {
-                return Err(CoreError::forbidden(
-                    "only the organisation that wrote a record may correct it",
-                ));
-            }
-            if let Some(rep) = &c.replacement {
-                if rep.kind() != target.details.kind() {
-                    return Err(CoreError::invalid(
-                        "invalid_correction",
-                        format!("the replacement must be a {} record", target.details.kind()),
-                    ));
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(fx)
+        &loaded,
+    )
 }
 
-/// Sprayings on the batch or anything it came from whose pre-harvest interval has not passed at `harvest_ms`.
-fn phi_violations(
-    conn: &mut DbConnection,
-    batch: BatchId,
-    harvest_ms: i64,
-) -> CoreResult<Vec<String>> {
-    let mut ids = super::lineage::reachable_ids(conn, batch, crate::model::Direction::Backward)?;
-    ids.push(batch.0);
-    let mut out = Vec::new();
-    for (_, recs) in history_of_many(conn, &ids)? {
-        for rec in corrected_view(recs) {
-            if rec.state == CorrectionState::Retracted {
-                continue;
-            }
-            if let RecordDetails::Spraying(s) = &rec.record.details {
-                let sprayed = rec.record.event_time.timestamp_millis();
-                let safe_from = sprayed + i64::from(s.pre_harvest_interval_days) * DAY_MS;
-                if sprayed <= harvest_ms && harvest_ms < safe_from {
-                    out.push(format!(
-                        "{} ({}) sprayed {}, interval {} days, safe from {}",
-                        s.pesticide_name,
-                        s.registration_number,
-                        rec.record.event_time.format("%Y-%m-%d"),
-                        s.pre_harvest_interval_days,
-                        crate::time::to_datetime(safe_from).format("%Y-%m-%d"),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Applies the rules' effects once the record is stored: the batch's row moves as
-/// [`crate::batch_state`] says the stored record moves it (the verifier folds the same function over the
-/// chain), and the alerts open or close.
+/// Writes what a stored record decided: the batch's row moves as [`records_rules::effects`] say the stored
+/// record moves it (the verifier folds the same function over the chain), and the alerts open or close.
 fn apply(
     conn: &mut DbConnection,
     batch: &Batch,
     stored: &RecordRow,
-    fx: Effects,
+    decision: Decision,
 ) -> CoreResult<()> {
     let record_id = Some(RecordId(stored.id));
     let before = BatchState::of(batch);
@@ -1112,7 +1031,7 @@ fn apply(
     let flags: Vec<String> = serde_json::from_str(&stored.flags).unwrap_or_default();
     let details: RecordDetails = serde_json::from_str(&stored.details)
         .map_err(|e| CoreError::Internal(format!("stored details do not parse: {e}")))?;
-    for effect in batch_state::effects(&details, &flags, OrgId(stored.org_id)) {
+    for effect in records_rules::effects(&details, &flags, OrgId(stored.org_id)) {
         // Recalls are written by `store::recall`, never through capture.
         after.apply(&effect, |_| String::new());
     }
@@ -1129,21 +1048,21 @@ fn apply(
             ))
             .execute(c))?;
     }
-    if let Some((kind, message)) = fx.block {
+    if let Some(alert) = decision.open {
         alerts::open(
             conn,
             NewAlert {
-                kind,
-                severity: "critical",
+                kind: alert.kind().as_str(),
+                severity: alert.kind().severity().as_str(),
                 org_id: Some(batch.org_id),
                 batch_id: Some(batch.id),
                 record_id,
-                message,
+                message: alert.message(),
             },
         )?;
     }
-    if fx.release {
-        alerts::close_for_batch(conn, batch.id, &[HARVEST_WITHIN_PHI, INSPECTION_FAILED])?;
+    if decision.close_holds {
+        alerts::close_for_batch(conn, batch.id, &records_rules::HOLDS.map(AlertKind::as_str))?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! Three things are checked: each record's hash against its content and its predecessor; each batch's head
 //! (record count and head hash) against its chain; and each batch's derived columns (status, its reason,
 //! custody) against what its records decide, with the same rules the writer applies
-//! ([`crate::batch_state`]). What the chain cannot see alone — a tail cut off together with the head moved
+//! ([`crate::rules::records`]). What the chain cannot see alone — a tail cut off together with the head moved
 //! back — is checked against signed anchors ([`super::anchors`]).
 
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::rows::{BatchRow, RecordRow};
 use super::DbConnection;
-use crate::batch_state::{self, BatchState};
+use crate::rules::records::{self as batch_state, BatchState};
 use crate::chain::{record_hash, GENESIS_HASH};
 use crate::error::CoreResult;
 use crate::model::{BatchStatus, RecordDetails};
