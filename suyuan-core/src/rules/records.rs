@@ -401,7 +401,8 @@ impl BatchState {
             }
             Effect::Recall { origin, reason } => {
                 self.status = BatchStatus::Recalled;
-                self.status_reason = Some(texts::records::recall_reason(&lot_code(*origin), reason));
+                self.status_reason =
+                    Some(texts::records::recall_reason(&lot_code(*origin), reason));
             }
         }
     }
@@ -530,7 +531,11 @@ mod tests {
         })
     }
 
-    fn event<'a>(batch: &'a Batch, at: DateTime<Utc>, details: &'a RecordDetails) -> NewRecordEvent<'a> {
+    fn event<'a>(
+        batch: &'a Batch,
+        at: DateTime<Utc>,
+        details: &'a RecordDetails,
+    ) -> NewRecordEvent<'a> {
         NewRecordEvent {
             batch,
             writer: FARM,
@@ -629,7 +634,10 @@ mod tests {
         let d = decide(event(&b, day(3), &passed), &Loaded::Nothing).unwrap_or_default();
         assert!(d.close_holds && d.open.is_none() && d.flags.is_empty());
         write(&mut state, PACKER, &passed, &d);
-        assert_eq!((state.status, state.status_reason), (BatchStatus::Open, None));
+        assert_eq!(
+            (state.status, state.status_reason),
+            (BatchStatus::Open, None)
+        );
     }
 
     #[test]
@@ -690,7 +698,10 @@ mod tests {
             condition: None,
         });
         write(&mut state, PACKER, &received, &Decision::default());
-        assert_eq!((state.custodian_org_id, state.in_transit_to_org_id), (PACKER, None));
+        assert_eq!(
+            (state.custodian_org_id, state.in_transit_to_org_id),
+            (PACKER, None)
+        );
         b.custodian_org_id = state.custodian_org_id;
         b.in_transit_to_org_id = None;
         assert!(may(&packer, &b, RecordKind::Note));
@@ -709,7 +720,10 @@ mod tests {
             to_org: FARM,
             to_site_org: None,
         };
-        assert_eq!(code(&shipping(FARM), to_self).as_deref(), Some("invalid_shipment"));
+        assert_eq!(
+            code(&shipping(FARM), to_self).as_deref(),
+            Some("invalid_shipment")
+        );
         let foreign_site = Loaded::Shipping {
             to_org: PACKER,
             to_site_org: Some(Some(OTHER)),
@@ -722,7 +736,10 @@ mod tests {
             to_org: PACKER,
             to_site_org: Some(None),
         };
-        assert_eq!(code(&shipping(PACKER), no_site).as_deref(), Some("not_found"));
+        assert_eq!(
+            code(&shipping(PACKER), no_site).as_deref(),
+            Some("not_found")
+        );
     }
 
     #[test]
@@ -785,7 +802,11 @@ mod tests {
             reason: "农残超标".into(),
             origin_batch_id: BatchId(1),
         });
-        for details in [recall_record, inspection(Verdict::Pass), inspection(Verdict::Fail)] {
+        for details in [
+            recall_record,
+            inspection(Verdict::Pass),
+            inspection(Verdict::Fail),
+        ] {
             let flags = match &details {
                 RecordDetails::Inspection(i) if i.overall == Verdict::Fail => {
                     vec![INSPECTION_FAILED.to_owned()]
@@ -797,7 +818,10 @@ mod tests {
             }
         }
         assert_eq!(state.status, BatchStatus::Recalled);
-        assert_eq!(state.status_reason.as_deref(), Some(plan.status_reason.as_str()));
+        assert_eq!(
+            state.status_reason.as_deref(),
+            Some(plan.status_reason.as_str())
+        );
     }
 
     #[test]
@@ -805,6 +829,9 @@ mod tests {
         let mut origin = batch(1, BatchStatus::Recalled);
         origin.status_reason = Some("召回 recalled (batch L1): 早先".into());
         let err = recall(&origin, &[], "again").err();
-        assert_eq!(err.map(|e| e.code().to_owned()).as_deref(), Some("already_recalled"));
+        assert_eq!(
+            err.map(|e| e.code().to_owned()).as_deref(),
+            Some("already_recalled")
+        );
     }
 }

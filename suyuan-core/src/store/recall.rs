@@ -40,7 +40,11 @@ pub fn recall(
     let mut downstream = records::lock_batches(conn, &ids)?;
     let reached = ids
         .iter()
-        .map(|id| downstream.get(id).ok_or(CoreError::NotFound { what: "batch" }))
+        .map(|id| {
+            downstream
+                .get(id)
+                .ok_or(CoreError::NotFound { what: "batch" })
+        })
         .collect::<CoreResult<Vec<_>>>()?;
     let plan = rules::records::recall(&origin_batch, &reached, reason)?;
     let now = now_millis();
@@ -108,8 +112,7 @@ pub fn recall(
     alerts::open(
         conn,
         NewAlert {
-            kind: AlertKind::Recall.as_str(),
-            severity: AlertKind::Recall.severity().as_str(),
+            kind: AlertKind::Recall,
             org_id: Some(origin_batch.org_id),
             batch_id: Some(origin),
             record_id: None,

@@ -1052,8 +1052,7 @@ fn apply(
         alerts::open(
             conn,
             NewAlert {
-                kind: alert.kind().as_str(),
-                severity: alert.kind().severity().as_str(),
+                kind: alert.kind(),
                 org_id: Some(batch.org_id),
                 batch_id: Some(batch.id),
                 record_id,
@@ -1062,7 +1061,7 @@ fn apply(
         )?;
     }
     if decision.close_holds {
-        alerts::close_for_batch(conn, batch.id, &records_rules::HOLDS.map(AlertKind::as_str))?;
+        alerts::close_for_batch(conn, batch.id, &records_rules::HOLDS)?;
     }
     Ok(())
 }

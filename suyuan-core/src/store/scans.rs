@@ -1,10 +1,9 @@
-//! The scan log and the counterfeit rules that read it.
+//! The scan log, and the state the counterfeit rules read and write.
 //!
 //! Scans arrive in batches from the server's scan log (hundreds per transaction under load). For each
 //! batch this module loads the per-label state once ([`label_scan_stats`] and the devices already seen),
-//! walks the scans in order, applies the rules to the running state, then writes the scans, the new state
-//! and the alerts in a few statements. Each rule opens its alert once per label (forgery attempts: once per
-//! region and day), so a copied label scanned ten thousand times gives one alert, not ten thousand.
+//! walks the scans in order through the rules ([`crate::rules::scans`], which decide), then writes the
+//! scans, the new state and the alerts in a few statements.
 //!
 //! [`label_scan_stats`]: crate::schema::label_scan_stats
 
@@ -16,11 +15,11 @@ use super::alerts::{self, NewAlert};
 use super::DbConnection;
 use crate::error::CoreResult;
 use crate::model::{
-    LabelRef, LabelScanStats, NewScan, RegionDayCount, RegionSource, ScanEvent, ScanRegion,
-    ScanRules, ScanVerdict, Suspicion,
+    LabelRef, LabelScanStats, RegionDayCount, RegionSource, ScanEvent, ScanRegion, ScanRules,
+    ScanVerdict, Suspicion,
 };
 use crate::on_backend;
-use crate::region;
+use crate::rules::scans::{self as rules, LabelState, ScanAlert};
 use crate::schema::{
     label_scan_devices::dsl as sd, label_scan_stats::dsl as st, products::dsl as p,
     scan_region_days::dsl as rd, scans::dsl as s, settings::dsl as se,
@@ -30,41 +29,6 @@ use crate::{BatchId, OrgId, ProductId};
 
 /// Rows per multi-row INSERT (14 columns: well under SQLite's 32,766 variables).
 const CHUNK: usize = 500;
-
-/// The running state of one label while a batch of scans is applied.
-#[derive(Debug, Clone)]
-struct Running {
-    scans: i64,
-    devices: i64,
-    first_at: i64,
-    first_division: Option<String>,
-    last_at: i64,
-    last_division: Option<String>,
-    last_point: Option<(f64, f64)>,
-    suspicion: Option<String>,
-    alerted: Vec<String>,
-    changed: bool,
-}
-
-impl Running {
-    /// Marks the label suspicious (the first reason stays) and reports `alert` unless its kind was
-    /// reported for this label before.
-    fn raise(
-        &mut self,
-        alert: PendingAlert,
-        suspicion: Option<Suspicion>,
-        out: &mut Vec<PendingAlert>,
-    ) {
-        if let Some(s) = suspicion {
-            self.suspicion.get_or_insert_with(|| s.as_str().to_owned());
-        }
-        if self.alerted.iter().any(|k| k == alert.kind) {
-            return;
-        }
-        self.alerted.push(alert.kind.to_owned());
-        out.push(alert);
-    }
-}
 
 /// A `label_scan_stats` row, every column in table order (the default selection).
 type StatsRow = (
@@ -81,15 +45,6 @@ type StatsRow = (
     Option<String>,
     String,
 );
-
-/// What the rules decided to report.
-struct PendingAlert {
-    kind: &'static str,
-    severity: &'static str,
-    org: Option<OrgId>,
-    batch: Option<BatchId>,
-    message: String,
-}
 
 /// A scan row as it is inserted.
 #[derive(Insertable)]
@@ -110,22 +65,17 @@ struct ScanRow<'a> {
     client_hash: &'a str,
 }
 
-fn region_name(code: Option<&str>) -> String {
-    code.and_then(region::full_name)
-        .unwrap_or_else(|| "未知地区".to_owned())
-}
-
 /// Logs a batch of scan events in one transaction (the caller's) and applies the counterfeit rules.
 /// Returns the number of scans stored.
 pub fn record(
     conn: &mut DbConnection,
     events: &[ScanEvent],
-    rules: &ScanRules,
+    scan_rules: &ScanRules,
 ) -> CoreResult<usize> {
     let labels: HashSet<LabelRef> = events
         .iter()
         .filter_map(|e| match e {
-            ScanEvent::Scan(scan) if tracks_label(scan) => scan.label,
+            ScanEvent::Scan(scan) if rules::tracks_label(scan) => scan.label,
             ScanEvent::Scan(_) => None,
             ScanEvent::Located(l) => Some(l.label),
         })
@@ -139,7 +89,7 @@ pub fn record(
     let mut fixes: HashMap<usize, &ScanRegion> = HashMap::new();
     let mut new_devices: Vec<(LabelRef, &str)> = Vec::new();
     let mut region_days: HashMap<(String, String, &'static str), i64> = HashMap::new();
-    let mut pending: Vec<PendingAlert> = Vec::new();
+    let mut pending: Vec<ScanAlert> = Vec::new();
     // The row (index into `rows`) of each client's latest scan of a label in this batch, for location fixes.
     let mut latest: HashMap<(LabelRef, &str), usize> = HashMap::new();
 
@@ -154,39 +104,26 @@ pub fn record(
                         scan.verdict.as_str(),
                     ))
                     .or_insert(0) += 1;
-                let first = match scan.label.filter(|_| tracks_label(scan)) {
+                let first = match scan.label.filter(|_| rules::tracks_label(scan)) {
                     Some(label) => {
-                        let at = scan.scanned_at.timestamp_millis();
                         let new_device = seen.insert((label, scan.client_hash.clone()));
                         if new_device {
                             new_devices.push((label, &scan.client_hash));
                         }
                         let entry = state.entry(label);
                         let first = matches!(entry, std::collections::hash_map::Entry::Vacant(_));
-                        let running = entry.or_insert_with(|| Running {
-                            scans: 0,
-                            devices: 0,
-                            first_at: at,
-                            first_division: division.clone(),
-                            last_at: at,
-                            last_division: None,
-                            last_point: None,
-                            suspicion: None,
-                            alerted: Vec::new(),
-                            changed: true,
+                        let running = entry.or_insert_with(|| {
+                            LabelState::first(scan.scanned_at, division.clone())
                         });
-                        running.scans += 1;
-                        if new_device {
-                            running.devices += 1;
-                        }
-                        running.changed = true;
                         let area = scan.product_id.and_then(|id| areas.get(&id));
-                        apply_rules(scan, running, area.map(Vec::as_slice), rules, &mut pending);
-                        running.last_at = at;
-                        if let Some(r) = &scan.region {
-                            running.last_division = Some(r.division_code.clone());
-                            running.last_point = Some((r.latitude, r.longitude));
-                        }
+                        rules::on_scan(
+                            scan,
+                            new_device,
+                            running,
+                            area.map(Vec::as_slice),
+                            scan_rules,
+                            &mut pending,
+                        );
                         latest.insert((label, scan.client_hash.as_str()), rows.len());
                         first
                     }
@@ -203,18 +140,8 @@ pub fn record(
                 } else {
                     located_earlier(conn, fix)?;
                 }
-                // The location replaces what the address suggested: check the area again (the journey is
-                // checked from this point at the next scan, not between the address and the phone).
                 let area = fix.product_id.and_then(|id| areas.get(&id));
-                if let Some(area) = area.filter(|a| !a.is_empty()) {
-                    outside_area(fix, running, area, &mut pending);
-                }
-                if running.first_division.is_none() && running.scans <= 1 {
-                    running.first_division = Some(fix.region.division_code.clone());
-                }
-                running.last_division = Some(fix.region.division_code.clone());
-                running.last_point = Some((fix.region.latitude, fix.region.longitude));
-                running.changed = true;
+                rules::on_location(fix, running, area.map(Vec::as_slice), &mut pending);
             }
         }
     }
@@ -269,197 +196,26 @@ pub fn record(
     save_state(conn, &state)?;
     let forgery_regions = save_region_days(conn, &region_days)?;
 
-    let mut forgery_alerted: HashSet<(String, String)> = HashSet::new();
+    pending.extend(rules::forgery_attempts(events, &forgery_regions));
     for alert in pending {
         alerts::open(
             conn,
             NewAlert {
-                kind: alert.kind,
-                severity: alert.severity,
+                kind: alert.kind(),
                 org_id: alert.org,
                 batch_id: alert.batch,
                 record_id: None,
-                message: alert.message,
-            },
-        )?;
-    }
-    // One forgery alert per region and day: the first counterfeit scan of a region-day that had none.
-    for event in events {
-        let ScanEvent::Scan(scan) = event else {
-            continue;
-        };
-        if scan.verdict != ScanVerdict::Counterfeit {
-            continue;
-        }
-        let key = (
-            time::china_day(scan.scanned_at),
-            scan.region
-                .as_ref()
-                .map(|r| r.division_code.clone())
-                .unwrap_or_default(),
-        );
-        if !forgery_regions.contains(&key) || !forgery_alerted.insert(key.clone()) {
-            continue;
-        }
-        alerts::open(
-            conn,
-            NewAlert {
-                kind: "forgery_attempts",
-                severity: "critical",
-                org_id: None,
-                batch_id: None,
-                record_id: None,
-                message: format!(
-                    "{}：{} 出现签名无效的伪造标签扫码（首个追溯码 {}）；按地区的次数见 /api/v1/scans/regions",
-                    key.0,
-                    region_name(Some(&key.1).filter(|c| !c.is_empty()).map(String::as_str)),
-                    scan.short_code.as_deref().unwrap_or("?")
-                ),
+                message: alert.message(),
             },
         )?;
     }
     Ok(scan_rows.len())
 }
 
-/// Whether a scan counts towards its label's statistics: genuine signatures only (anyone can type a
-/// forged code; it must not make a genuine label look copied).
-fn tracks_label(scan: &NewScan) -> bool {
-    !matches!(
-        scan.verdict,
-        ScanVerdict::Counterfeit
-            | ScanVerdict::UnknownKey
-            | ScanVerdict::Malformed
-            | ScanVerdict::Batch
-    )
-}
-
-/// The rules for one scan of a genuine label, against the label's state before this scan.
-fn apply_rules(
-    scan: &NewScan,
-    running: &mut Running,
-    area: Option<&[String]>,
-    rules: &ScanRules,
-    out: &mut Vec<PendingAlert>,
-) {
-    let code = scan.short_code.as_deref().unwrap_or("?");
-    let mut raise = |running: &mut Running,
-                     kind: &'static str,
-                     severity: &'static str,
-                     suspicion: Option<Suspicion>,
-                     message: String| {
-        let alert = PendingAlert {
-            kind,
-            severity,
-            // A leaked key is the platform's matter: for regulators, not the label's owner.
-            org: if kind == "label_never_minted" {
-                None
-            } else {
-                scan.org_id
-            },
-            batch: scan.batch_id,
-            message,
-        };
-        running.raise(alert, suspicion, out);
-    };
-    match scan.verdict {
-        ScanVerdict::NotMinted => raise(
-            running,
-            "label_never_minted",
-            "critical",
-            None,
-            format!("追溯码 {code} 签名有效但从未发行：签名密钥可能泄露，或有超量印刷"),
-        ),
-        ScanVerdict::NotActivated => raise(
-            running,
-            "label_not_activated",
-            "warning",
-            None,
-            format!("追溯码 {code} 尚未绑定批次就被消费者扫码（可能是超量印刷或漏绑）"),
-        ),
-        ScanVerdict::Void => raise(
-            running,
-            "void_label_scanned",
-            "warning",
-            None,
-            format!("已作废的追溯码 {code} 被消费者扫码"),
-        ),
-        _ => {}
-    }
-    if running.devices > i64::from(rules.max_devices) {
-        raise(
-            running,
-            "label_many_devices",
-            "warning",
-            Some(Suspicion::ManyDevices),
-            format!(
-                "追溯码 {code} 已被 {} 台不同设备扫码 {} 次（上限 {} 台），标签可能被复制",
-                running.devices, running.scans, rules.max_devices
-            ),
-        );
-    }
-    if let (Some(region), Some(prev)) = (&scan.region, running.last_point) {
-        let km = region::distance_km(prev, (region.latitude, region.longitude));
-        let hours = (scan.scanned_at.timestamp_millis() - running.last_at) as f64 / 3_600_000.0;
-        if km > rules.min_travel_km && km > rules.max_speed_kmh * hours.max(0.0) {
-            raise(
-                running,
-                "label_impossible_travel",
-                "warning",
-                Some(Suspicion::ImpossibleTravel),
-                format!(
-                    "追溯码 {code} 在 {:.1} 小时内先后于{}和{}被扫码（相距约 {:.0} 公里），标签可能被复制",
-                    hours.max(0.0),
-                    region_name(running.last_division.as_deref()),
-                    region_name(Some(&region.division_code)),
-                    km
-                ),
-            );
-        }
-    }
-    if let (Some(region), Some(area)) = (&scan.region, area.filter(|a| !a.is_empty())) {
-        if !region::within(&region.division_code, area) {
-            raise(
-                running,
-                "label_outside_area",
-                "warning",
-                Some(Suspicion::OutsideArea),
-                format!(
-                    "追溯码 {code} 在产品销售区域以外（{}）被扫码，可能是窜货或标签被复制",
-                    region_name(Some(&region.division_code))
-                ),
-            );
-        }
-    }
-}
-
-/// The area rule for a shared location.
-fn outside_area(
-    fix: &crate::model::LocatedScan,
-    running: &mut Running,
-    area: &[String],
-    out: &mut Vec<PendingAlert>,
-) {
-    if region::within(&fix.region.division_code, area) {
-        return;
-    }
-    let alert = PendingAlert {
-        kind: "label_outside_area",
-        severity: "warning",
-        org: fix.org_id,
-        batch: fix.batch_id,
-        message: format!(
-            "追溯码 {} 在产品销售区域以外（{}，手机定位）被扫码，可能是窜货或标签被复制",
-            fix.short_code.as_deref().unwrap_or("?"),
-            region_name(Some(&fix.region.division_code))
-        ),
-    };
-    running.raise(alert, Some(Suspicion::OutsideArea), out);
-}
-
 fn load_state(
     conn: &mut DbConnection,
     labels: &HashSet<LabelRef>,
-) -> CoreResult<HashMap<LabelRef, Running>> {
+) -> CoreResult<HashMap<LabelRef, LabelState>> {
     let mut out = HashMap::with_capacity(labels.len());
     if labels.is_empty() {
         return Ok(out);
@@ -479,7 +235,7 @@ fn load_state(
             }
             out.insert(
                 label,
-                Running {
+                LabelState {
                     scans: row.2,
                     devices: row.3,
                     first_at: row.4,
@@ -509,7 +265,7 @@ fn load_devices(
     let wanted: HashSet<(LabelRef, &str)> = events
         .iter()
         .filter_map(|e| match e {
-            ScanEvent::Scan(scan) if tracks_label(scan) => {
+            ScanEvent::Scan(scan) if rules::tracks_label(scan) => {
                 scan.label.map(|l| (l, scan.client_hash.as_str()))
             }
             _ => None,
@@ -591,7 +347,7 @@ fn located_earlier(conn: &mut DbConnection, fix: &crate::model::LocatedScan) -> 
     Ok(())
 }
 
-fn save_state(conn: &mut DbConnection, state: &HashMap<LabelRef, Running>) -> CoreResult<()> {
+fn save_state(conn: &mut DbConnection, state: &HashMap<LabelRef, LabelState>) -> CoreResult<()> {
     for (label, r) in state.iter().filter(|(_, r)| r.changed) {
         let alerted = r.alerted.join(",");
         let values = (

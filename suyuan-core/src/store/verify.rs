@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::rows::{BatchRow, RecordRow};
 use super::DbConnection;
-use crate::rules::records::{self as batch_state, BatchState};
 use crate::chain::{record_hash, GENESIS_HASH};
 use crate::error::CoreResult;
 use crate::model::{BatchStatus, RecordDetails};
 use crate::on_backend;
+use crate::rules::records::{self as batch_state, BatchState};
 use crate::schema::{batches::dsl as b, lineage_edges::dsl as e, records::dsl as r};
 use crate::{BatchId, OrgId};
 
