@@ -552,6 +552,22 @@ mod tests {
     }
 
     #[test]
+    fn plain_records_need_nothing_loaded_and_decide_nothing() {
+        let b = batch(1, BatchStatus::Open);
+        let spraying = RecordDetails::Spraying(sprayed(day(1), 14).spraying);
+        let note = RecordDetails::Note(Note { text: "x".into() });
+        for details in [spraying, note] {
+            assert!(details.kind().is_plain());
+            let d = decide(event(&b, day(2), &details), &Loaded::Nothing);
+            assert_eq!(d.ok(), Some(Decision::default()));
+            assert!(effects(&details, &[], FARM).is_empty());
+        }
+        for ruled in [harvest(), inspection(Verdict::Pass), shipping(PACKER)] {
+            assert!(!ruled.kind().is_plain());
+        }
+    }
+
+    #[test]
     fn a_harvest_inside_a_sprayings_interval_is_flagged_and_holds_the_batch() {
         let b = batch(1, BatchStatus::Open);
         let loaded = Loaded::Harvest {

@@ -40,62 +40,114 @@ pub fn capture(
     new.validate()?;
     let batch = batches::get_for_update(conn, batch_id)?;
     let rel = batches::relation(conn, actor, &batch)?;
-    let kind = new.details.kind();
-    policy::ensure_write_record(actor, &batch, kind, rel)?;
-
-    let details = to_json_text(&new.details)?;
-    let attachments = to_json_text(&new.attachments)?;
-    let client_id = new.client_id.to_string();
-    if let Some(stored) = find_by_client_id(conn, actor.org_id, &client_id)? {
-        let same = stored.batch_id == batch_id.0
-            && stored.event_time == new.event_time.timestamp_millis()
-            && stored.site_id == new.site_id.map(|s| s.0)
-            && stored.details == details
-            && stored.attachments == attachments;
-        let stored = stored.into_model()?;
-        if same {
-            return Ok(Captured {
-                record: stored,
-                created: false,
-            });
-        }
+    let prepared = Prepared::check(actor, &batch, rel, new)?;
+    if let Some(stored) = find_by_client_id(conn, actor.org_id, &prepared.client_id)? {
         // The stored record is the organisation's own, but its batch may since have moved out of reach.
-        let readable = stored.batch_id == batch_id
-            || readable_batches(conn, actor, &[stored.batch_id.0])?.contains(&stored.batch_id.0);
-        return Err(conflict(new, readable.then_some(stored)));
+        let record = prepared.resend(stored, batch_id, new, |stored| {
+            Ok(stored == batch_id.0 || readable_batches(conn, actor, &[stored])?.contains(&stored))
+        })?;
+        return Ok(Captured {
+            record,
+            created: false,
+        });
     }
 
     let refs = References::load(conn, std::slice::from_ref(new))?;
     refs.check(actor.org_id, new.site_id, &new.attachments)?;
     let decision = rules(conn, actor, &batch, new)?;
-    let supersedes_id = match &new.details {
-        RecordDetails::Correction(c) => Some(c.supersedes.0),
-        _ => None,
-    };
-    let mut row = RecordRow {
-        id: 0,
-        client_id,
-        batch_id: batch_id.0,
-        seq: batch.record_count + 1,
-        kind: kind.as_str().to_owned(),
-        event_time: new.event_time.timestamp_millis(),
-        received_at: now_millis(),
-        site_id: new.site_id.map(|s| s.0),
-        actor_user_id: actor.user_id.0,
-        org_id: actor.org_id.0,
-        details,
-        attachments,
-        flags: to_json_text(&decision.flags)?,
-        supersedes_id,
-        prev_hash: batch.head_hash.clone(),
-        hash: String::new(),
-    };
+    let mut row = prepared.into_row(actor, &batch, new, &decision.flags)?;
     let stored = append(conn, &mut row)?;
     apply(conn, &batch, &stored, decision)?;
     Ok(Captured {
         record: stored.into_model()?,
         created: true,
     })
+}
+
+/// A record that passed the checks every capture makes first, single or synced: its shape, then the
+/// writer's right to record it on the batch; with the text forms that are stored and compared.
+pub(crate) struct Prepared {
+    pub client_id: String,
+    pub details: String,
+    pub attachments: String,
+}
+
+impl Prepared {
+    /// Checks the writer may record this kind on the batch and serialises the record. (Its shape is
+    /// checked by [`NewRecord::validate`] before the batch is even read.)
+    pub(crate) fn check(
+        actor: &Actor,
+        batch: &Batch,
+        rel: policy::BatchRelation,
+        new: &NewRecord,
+    ) -> CoreResult<Prepared> {
+        policy::ensure_write_record(actor, batch, new.details.kind(), rel)?;
+        Ok(Prepared {
+            client_id: new.client_id.to_string(),
+            details: to_json_text(&new.details)?,
+            attachments: to_json_text(&new.attachments)?,
+        })
+    }
+
+    /// Whether `stored`, found under this record's client id, is this same record sent again.
+    fn is_resend_of(&self, stored: &RecordRow, batch_id: BatchId, new: &NewRecord) -> bool {
+        stored.batch_id == batch_id.0
+            && stored.event_time == new.event_time.timestamp_millis()
+            && stored.site_id == new.site_id.map(|s| s.0)
+            && stored.details == self.details
+            && stored.attachments == self.attachments
+    }
+
+    /// The answer to a record whose client id is taken: the stored record when it is the same, else the
+    /// 409 [`conflict`], which shows the stored record only when `readable` says the writer may still read
+    /// its batch (asked only then).
+    pub(crate) fn resend(
+        &self,
+        stored: RecordRow,
+        batch_id: BatchId,
+        new: &NewRecord,
+        readable: impl FnOnce(i64) -> CoreResult<bool>,
+    ) -> CoreResult<Record> {
+        let same = self.is_resend_of(&stored, batch_id, new);
+        let stored_batch = stored.batch_id;
+        let record = stored.into_model()?;
+        if same {
+            return Ok(record);
+        }
+        let readable = readable(stored_batch)?;
+        Err(conflict(new, readable.then_some(record)))
+    }
+
+    /// The row of the record at the head of `batch`'s chain (its hash is the chain's to compute).
+    pub(crate) fn into_row(
+        self,
+        actor: &Actor,
+        batch: &Batch,
+        new: &NewRecord,
+        flags: &[String],
+    ) -> CoreResult<RecordRow> {
+        Ok(RecordRow {
+            id: 0,
+            client_id: self.client_id,
+            batch_id: batch.id.0,
+            seq: batch.record_count + 1,
+            kind: new.details.kind().as_str().to_owned(),
+            event_time: new.event_time.timestamp_millis(),
+            received_at: now_millis(),
+            site_id: new.site_id.map(|s| s.0),
+            actor_user_id: actor.user_id.0,
+            org_id: actor.org_id.0,
+            details: self.details,
+            attachments: self.attachments,
+            flags: to_json_text(&flags)?,
+            supersedes_id: match &new.details {
+                RecordDetails::Correction(c) => Some(c.supersedes.0),
+                _ => None,
+            },
+            prev_hash: batch.head_hash.clone(),
+            hash: String::new(),
+        })
+    }
 }
 
 /// What the sites and images that records name belong to: site id → organisation, image id → the
@@ -352,20 +404,6 @@ pub fn sync(db: &Database, actor: &Actor, items: &[SyncItem]) -> CoreResult<Vec<
     db.write(|conn| sync_in(conn, actor, items))
 }
 
-/// Kinds whose rules need nothing from the database and change nothing but the chain (see [`rules`]).
-fn is_plain(kind: RecordKind) -> bool {
-    matches!(
-        kind,
-        RecordKind::Sowing
-            | RecordKind::Fertilising
-            | RecordKind::Spraying
-            | RecordKind::Irrigation
-            | RecordKind::Processing
-            | RecordKind::Packing
-            | RecordKind::Note
-    )
-}
-
 /// What a sync knows while it walks its items.
 struct SyncState {
     /// The locked batches, with heads advanced by the records chained so far.
@@ -452,7 +490,7 @@ fn sync_in(
 
     let mut out: Vec<Option<SyncOutcome>> = vec![None; items.len()];
     for (i, item) in items.iter().enumerate() {
-        if is_plain(item.record.details.kind()) {
+        if item.record.details.kind().is_plain() {
             if let Some(outcome) = sync_plain(&mut st, actor, i, item)? {
                 out[i] = Some(outcome);
             }
@@ -518,44 +556,21 @@ fn sync_plain(
         let rel = policy::BatchRelation {
             inspection_requested: st.inspection_requested.contains(&batch.id.0),
         };
-        let kind = new.details.kind();
-        policy::ensure_write_record(actor, batch, kind, rel)?;
-        let details = to_json_text(&new.details)?;
-        let attachments = to_json_text(&new.attachments)?;
-        let client_id = new.client_id.to_string();
-        if let Some(stored) = st.known.get(&client_id) {
+        let prepared = Prepared::check(actor, batch, rel, new)?;
+        if let Some(stored) = st.known.get(&prepared.client_id) {
             if stored.id == 0 {
                 st.resends.push(index);
                 return Ok(None);
             }
-            let readable = st.readable.contains(&stored.batch_id);
-            return Ok(Some(resend(
-                stored,
-                item,
-                &details,
-                &attachments,
-                readable,
-            )?));
+            let record = prepared.resend(stored.clone(), item.batch_id, new, |b| {
+                Ok(st.readable.contains(&b))
+            })?;
+            return Ok(Some(answered(new.client_id, false, record)));
         }
         st.refs.check(actor.org_id, new.site_id, &new.attachments)?;
-        let mut row = RecordRow {
-            id: 0,
-            client_id: client_id.clone(),
-            batch_id: batch.id.0,
-            seq: batch.record_count + 1,
-            kind: kind.as_str().to_owned(),
-            event_time: new.event_time.timestamp_millis(),
-            received_at: now_millis(),
-            site_id: new.site_id.map(|s| s.0),
-            actor_user_id: actor.user_id.0,
-            org_id: actor.org_id.0,
-            details,
-            attachments,
-            flags: "[]".into(),
-            supersedes_id: None,
-            prev_hash: batch.head_hash.clone(),
-            hash: String::new(),
-        };
+        // Plain records: no rules, no flags.
+        let mut row = prepared.into_row(actor, batch, new, &[])?;
+        let client_id = row.client_id.clone();
         row.hash = record_hash(&row.chain_fields());
         if let Some(batch) = st.batches.get_mut(&item.batch_id.0) {
             batch.record_count = row.seq;
@@ -570,28 +585,6 @@ fn sync_plain(
         Ok(answer) => Ok(answer),
         Err(e) => rejected(new.client_id, e).map(Some),
     }
-}
-
-/// The answer to a record whose client id is taken: the stored record when it is the same, else a conflict
-/// (as in [`capture`]) that shows the stored record only when its batch is `readable`.
-fn resend(
-    stored: &RecordRow,
-    item: &SyncItem,
-    details: &str,
-    attachments: &str,
-    readable: bool,
-) -> CoreResult<SyncOutcome> {
-    let new = &item.record;
-    let same = stored.batch_id == item.batch_id.0
-        && stored.event_time == new.event_time.timestamp_millis()
-        && stored.site_id == new.site_id.map(|s| s.0)
-        && stored.details == details
-        && stored.attachments == attachments;
-    let record = stored.clone().into_model()?;
-    if same {
-        return Ok(answered(new.client_id, false, record));
-    }
-    Err(conflict(new, readable.then_some(record)))
 }
 
 /// One item through [`capture`] in a savepoint (retried once when a concurrent writer stored its client id
@@ -687,10 +680,16 @@ fn flush_pending(
                         .ok_or_else(|| {
                             CoreError::Internal("a resent record was not stored".into())
                         })?;
-                    let details = to_json_text(&item.record.details)?;
-                    let attachments = to_json_text(&item.record.attachments)?;
+                    let prepared = Prepared {
+                        client_id: item.record.client_id.to_string(),
+                        details: to_json_text(&item.record.details)?,
+                        attachments: to_json_text(&item.record.attachments)?,
+                    };
                     // Stored by this sync, on a batch the actor writes to.
-                    resend(stored, item, &details, &attachments, true)
+                    let record =
+                        prepared
+                            .resend(stored.clone(), item.batch_id, &item.record, |_| Ok(true))?;
+                    Ok(answered(item.record.client_id, false, record))
                 })();
                 out[index] = Some(match answer {
                     Ok(a) => a,
