@@ -25,7 +25,7 @@ use crate::schema::{
     scan_region_days::dsl as rd, scans::dsl as s, settings::dsl as se,
 };
 use crate::time::{self, to_datetime};
-use crate::{BatchId, OrgId, ProductId};
+use crate::ProductId;
 
 /// Rows per multi-row INSERT (14 columns: well under SQLite's 32,766 variables).
 const CHUNK: usize = 500;
@@ -477,120 +477,4 @@ pub fn setting_or_create(
         .on_conflict_do_nothing()
         .execute(c))?;
     Ok(on_backend!(conn, c => se::settings.find(name).select(se::value).first(c))?)
-}
-
-/// What a scan needs to know about a label, read in one statement: its run, activation, void, batch
-/// status and scan statistics. The same answer as [`super::labels::lookup`], the batch's status and
-/// [`stats`] together — one round trip instead of five, which is what a database server on another
-/// machine (or busy with thousands of scans a second) notices.
-#[derive(Debug, Clone)]
-pub struct LabelForScan {
-    pub lookup: crate::model::LabelLookup,
-    pub batch_status: Option<crate::model::BatchStatus>,
-    pub batch_reason: Option<String>,
-    pub stats: Option<LabelScanStats>,
-}
-
-type ScanRow14 = (
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-/// Reads [`LabelForScan`] for a label.
-pub fn label_for_scan(conn: &mut DbConnection, label: LabelRef) -> CoreResult<LabelForScan> {
-    use crate::model::{BatchStatus, LabelLookup, LabelRunId, LabelState};
-    use crate::schema::{
-        batches::dsl as b, label_activations::dsl as la, label_runs::dsl as lr,
-        label_voids::dsl as lv,
-    };
-    let (k, s) = (label.key_id, label.sequence);
-    let row: Option<ScanRow14> = on_backend!(conn, c => lr::label_runs
-        .left_join(
-            la::label_activations.on(la::key_id
-                .eq(lr::key_id)
-                .and(la::first_sequence.le(s))
-                .and(la::last_sequence.ge(s))),
-        )
-        .left_join(lv::label_voids.on(lv::key_id.eq(lr::key_id).and(lv::sequence.eq(s))))
-        .left_join(b::batches.on(b::id.nullable().eq(la::batch_id.nullable())))
-        .left_join(st::label_scan_stats.on(st::key_id.eq(lr::key_id).and(st::sequence.eq(s))))
-        .filter(lr::key_id.eq(k))
-        .filter(lr::first_sequence.le(s))
-        .filter((lr::first_sequence + lr::label_count).gt(s))
-        .order(lr::first_sequence.desc())
-        .select((
-            lr::id,
-            lr::org_id,
-            lr::product_id,
-            la::batch_id.nullable(),
-            lv::reason.nullable(),
-            b::status.nullable(),
-            b::status_reason.nullable(),
-            st::scans.nullable(),
-            st::devices.nullable(),
-            st::first_at.nullable(),
-            st::first_division.nullable(),
-            st::last_at.nullable(),
-            st::last_division.nullable(),
-            st::suspicion.nullable(),
-        ))
-        .first(c)
-        .optional())?;
-    let Some(r) = row else {
-        return Ok(LabelForScan {
-            lookup: LabelLookup {
-                label,
-                state: LabelState::NotMinted,
-                run_id: None,
-                org_id: None,
-                product_id: None,
-                batch_id: None,
-                void_reason: None,
-            },
-            batch_status: None,
-            batch_reason: None,
-            // Signed but never minted (a leaked key): rare, so a second statement is fine here.
-            stats: stats(conn, label)?,
-        });
-    };
-    let state = LabelState::of_minted(r.4.is_some(), r.3.is_some());
-    let stats = match (r.7, r.8, r.9, r.11) {
-        (Some(scans), Some(devices), Some(first_at), Some(last_at)) => Some(LabelScanStats {
-            label,
-            scans,
-            devices,
-            first_at: to_datetime(first_at),
-            first_division: r.10,
-            last_at: to_datetime(last_at),
-            last_division: r.12,
-            suspicion: r.13.as_deref().and_then(Suspicion::parse),
-        }),
-        _ => None,
-    };
-    Ok(LabelForScan {
-        lookup: LabelLookup {
-            label,
-            state,
-            run_id: Some(LabelRunId(r.0)),
-            org_id: Some(OrgId(r.1)),
-            product_id: Some(ProductId(r.2)),
-            batch_id: r.3.map(BatchId),
-            void_reason: r.4,
-        },
-        batch_status: r.5.as_deref().and_then(BatchStatus::parse),
-        batch_reason: r.6,
-        stats,
-    })
 }
