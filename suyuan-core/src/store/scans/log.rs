@@ -1,50 +1,25 @@
-//! The scan log, and the state the counterfeit rules read and write.
-//!
-//! Scans arrive in batches from the server's scan log (hundreds per transaction under load). For each
-//! batch this module loads the per-label state once ([`label_scan_stats`] and the devices already seen),
-//! walks the scans in order through the rules ([`crate::rules::scans`], which decide), then writes the
-//! scans, the new state and the alerts in a few statements.
-//!
-//! [`label_scan_stats`]: crate::schema::label_scan_stats
+//! Logging scans: a batch of scan events (hundreds per transaction under load) walked in order through
+//! the counterfeit rules ([`crate::rules::scans`], which decide), then the scans, the devices met, the
+//! regional counts, the labels' new state and the alerts written in a few statements.
 
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 
-use super::alerts::{self, NewAlert};
-use super::DbConnection;
 use crate::error::CoreResult;
-use crate::model::{
-    LabelRef, LabelScanStats, RegionDayCount, RegionSource, ScanEvent, ScanRegion, ScanRules,
-    ScanVerdict, Suspicion,
-};
+use crate::model::{LabelRef, RegionSource, ScanEvent, ScanRegion, ScanRules, ScanVerdict};
 use crate::on_backend;
 use crate::rules::scans::{self as rules, LabelState, ScanAlert};
 use crate::schema::{
-    label_scan_devices::dsl as sd, label_scan_stats::dsl as st, products::dsl as p,
-    scan_region_days::dsl as rd, scans::dsl as s, settings::dsl as se,
+    label_scan_devices::dsl as sd, products::dsl as p, scan_region_days::dsl as rd, scans::dsl as s,
 };
-use crate::time::{self, to_datetime};
+use crate::store::alerts::{self, NewAlert};
+use crate::store::DbConnection;
+use crate::time;
 use crate::ProductId;
 
-/// Rows per multi-row INSERT (14 columns: well under SQLite's 32,766 variables).
-const CHUNK: usize = 500;
-
-/// A `label_scan_stats` row, every column in table order (the default selection).
-type StatsRow = (
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    Option<String>,
-    Option<f64>,
-    Option<f64>,
-    Option<String>,
-    String,
-);
+use super::state::{load_state, save_state};
+use super::CHUNK;
 
 /// A scan row as it is inserted.
 #[derive(Insertable)]
@@ -212,52 +187,6 @@ pub fn record(
     Ok(scan_rows.len())
 }
 
-fn load_state(
-    conn: &mut DbConnection,
-    labels: &HashSet<LabelRef>,
-) -> CoreResult<HashMap<LabelRef, LabelState>> {
-    let mut out = HashMap::with_capacity(labels.len());
-    if labels.is_empty() {
-        return Ok(out);
-    }
-    let sequences: Vec<i64> = labels.iter().map(|l| l.sequence).collect();
-    for chunk in sequences.chunks(CHUNK) {
-        let rows: Vec<StatsRow> = on_backend!(conn, c => st::label_scan_stats
-            .filter(st::sequence.eq_any(chunk))
-            .load(c))?;
-        for row in rows {
-            let label = LabelRef {
-                key_id: row.0,
-                sequence: row.1,
-            };
-            if !labels.contains(&label) {
-                continue;
-            }
-            out.insert(
-                label,
-                LabelState {
-                    scans: row.2,
-                    devices: row.3,
-                    first_at: row.4,
-                    first_division: row.5,
-                    last_at: row.6,
-                    last_division: row.7,
-                    last_point: row.8.zip(row.9),
-                    suspicion: row.10,
-                    alerted: row
-                        .11
-                        .split(',')
-                        .filter(|k| !k.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                    changed: false,
-                },
-            );
-        }
-    }
-    Ok(out)
-}
-
 fn load_devices(
     conn: &mut DbConnection,
     events: &[ScanEvent],
@@ -347,43 +276,6 @@ fn located_earlier(conn: &mut DbConnection, fix: &crate::model::LocatedScan) -> 
     Ok(())
 }
 
-fn save_state(conn: &mut DbConnection, state: &HashMap<LabelRef, LabelState>) -> CoreResult<()> {
-    for (label, r) in state.iter().filter(|(_, r)| r.changed) {
-        let alerted = r.alerted.join(",");
-        let values = (
-            st::key_id.eq(label.key_id),
-            st::sequence.eq(label.sequence),
-            st::scans.eq(r.scans),
-            st::devices.eq(r.devices),
-            st::first_at.eq(r.first_at),
-            st::first_division.eq(&r.first_division),
-            st::last_at.eq(r.last_at),
-            st::last_division.eq(&r.last_division),
-            st::last_latitude.eq(r.last_point.map(|p| p.0)),
-            st::last_longitude.eq(r.last_point.map(|p| p.1)),
-            st::suspicion.eq(&r.suspicion),
-            st::alerted.eq(&alerted),
-        );
-        on_backend!(conn, c => diesel::insert_into(st::label_scan_stats)
-            .values(values)
-            .on_conflict((st::key_id, st::sequence))
-            .do_update()
-            .set((
-                st::scans.eq(r.scans),
-                st::devices.eq(r.devices),
-                st::first_division.eq(&r.first_division),
-                st::last_at.eq(r.last_at),
-                st::last_division.eq(&r.last_division),
-                st::last_latitude.eq(r.last_point.map(|p| p.0)),
-                st::last_longitude.eq(r.last_point.map(|p| p.1)),
-                st::suspicion.eq(&r.suspicion),
-                st::alerted.eq(&alerted),
-            ))
-            .execute(c))?;
-    }
-    Ok(())
-}
-
 /// Adds the batch's counts per day, region and verdict; returns the (day, region) pairs whose first
 /// counterfeit scan is in this batch.
 fn save_region_days(
@@ -415,66 +307,4 @@ fn save_region_days(
             .execute(c))?;
     }
     Ok(first_forgeries)
-}
-
-/// What the scan log knows about one label (none before its first scan is stored).
-pub fn stats(conn: &mut DbConnection, label: LabelRef) -> CoreResult<Option<LabelScanStats>> {
-    let row: Option<StatsRow> = on_backend!(conn, c => st::label_scan_stats
-        .find((label.key_id, label.sequence))
-        .first(c)
-        .optional())?;
-    Ok(row.map(|r| LabelScanStats {
-        label,
-        scans: r.2,
-        devices: r.3,
-        first_at: to_datetime(r.4),
-        first_division: r.5,
-        last_at: to_datetime(r.6),
-        last_division: r.7,
-        suspicion: r.10.as_deref().and_then(Suspicion::parse),
-    }))
-}
-
-/// Scans per day, region and verdict over `[from, to]` (days as YYYY-MM-DD), for regulators.
-pub fn region_counts(
-    conn: &mut DbConnection,
-    from: &str,
-    to: &str,
-) -> CoreResult<Vec<RegionDayCount>> {
-    let rows: Vec<(String, String, String, i64)> = on_backend!(conn, c => rd::scan_region_days
-        .filter(rd::day.ge(from))
-        .filter(rd::day.le(to))
-        .order((rd::day, rd::division_code, rd::verdict))
-        .select((rd::day, rd::division_code, rd::verdict, rd::scans))
-        .load(c))?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(day, division_code, verdict, scans)| {
-            Some(RegionDayCount {
-                day,
-                division_code,
-                verdict: ScanVerdict::parse(&verdict)?,
-                scans,
-            })
-        })
-        .collect())
-}
-
-/// How many scans are stored (benchmarks compare it with the requests served).
-pub fn count(conn: &mut DbConnection) -> CoreResult<i64> {
-    Ok(on_backend!(conn, c => s::scans.count().get_result(c))?)
-}
-
-/// A deployment-wide setting, created with `make()` by whichever replica asks first.
-pub fn setting_or_create(
-    conn: &mut DbConnection,
-    name: &str,
-    make: impl FnOnce() -> String,
-) -> CoreResult<String> {
-    let value = make();
-    on_backend!(conn, c => diesel::insert_into(se::settings)
-        .values((se::name.eq(name), se::value.eq(&value)))
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    Ok(on_backend!(conn, c => se::settings.find(name).select(se::value).first(c))?)
 }
