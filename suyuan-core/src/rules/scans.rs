@@ -156,14 +156,14 @@ pub fn on_scan(
         state.devices += 1;
     }
     state.changed = true;
-    let alert = |signal| ScanAlert {
-        signal,
-        code: short_code(scan.short_code.as_deref()),
+    let alert = |signal: ScanSignal| ScanAlert {
         // A leaked key is the platform's matter: for regulators, not the label's owner.
-        org: match scan.verdict {
-            ScanVerdict::NotMinted => None,
+        org: match signal {
+            ScanSignal::NeverMinted => None,
             _ => scan.org_id,
         },
+        signal,
+        code: short_code(scan.short_code.as_deref()),
         batch: scan.batch_id,
     };
     match scan.verdict {
