@@ -7,7 +7,8 @@
 //! - [`db`]: the connection (one diesel `MultiConnection` over both backends), the pool and the migrations;
 //! - [`schema`]: the portable diesel schema;
 //! - [`chain`]: the canonical encoding of a record and the SHA-256 chain over a batch's records;
-//! - [`batch_state`]: what a batch's records decide about its row (status, custody), for writer and verifier;
+//! - [`rules`]: the platform's rules as pure functions (records and their batch's state, scans, sensors);
+//! - [`texts`]: the words the rules store (alert messages, status reasons);
 //! - [`policy`]: who may do what; every write and every private read asks it;
 //! - [`store`]: every query, one module per aggregate; nothing outside this crate imports diesel;
 //! - [`auth`]: passwords (argon2) and session / API tokens;
@@ -16,7 +17,6 @@
 //!   coarse place of a scan.
 
 pub mod auth;
-pub mod batch_state;
 pub mod chain;
 pub mod db;
 pub mod demo;

@@ -8,7 +8,7 @@
 use suyuan_core::model::{
     BatchStatus, LabelLookup, LabelRef, LabelScanStats, LabelState, ScanVerdict,
 };
-use suyuan_core::store::{scans, DbConnection};
+use suyuan_core::store::{labels, DbConnection};
 use suyuan_core::CoreResult;
 use suyuan_label_gen::{LabelSerial, Verdict};
 
@@ -104,26 +104,17 @@ pub fn resolve(
             }
         }
     };
-    let found = scans::label_for_scan(c, label_ref(serial))?;
-    let (lookup, batch_status) = (found.lookup, found.batch_status);
-    let verdict = match (lookup.state, batch_status) {
-        (LabelState::NotMinted, _) if kind == CodeKind::Short => {
-            return Ok(bare(ScanVerdict::Malformed, None))
-        }
-        (LabelState::NotMinted, _) => ScanVerdict::NotMinted,
-        (LabelState::Minted, _) => ScanVerdict::NotActivated,
-        (LabelState::Void, _) => ScanVerdict::Void,
-        (LabelState::Active, Some(BatchStatus::Recalled)) => ScanVerdict::Recalled,
-        (LabelState::Active, Some(BatchStatus::Blocked)) => ScanVerdict::OnHold,
-        (LabelState::Active, _) => ScanVerdict::Active,
-    };
+    let found = labels::lookup_for_scan(c, label_ref(serial))?;
+    if found.lookup.state == LabelState::NotMinted && kind == CodeKind::Short {
+        return Ok(bare(ScanVerdict::Malformed, None));
+    }
     Ok(ScanFacts {
-        verdict,
+        verdict: found.verdict(),
         kind,
         serial: Some(serial),
         batch_reason: found.batch_reason,
-        lookup: Some(lookup),
-        batch_status,
+        lookup: Some(found.lookup),
+        batch_status: found.batch_status,
         stats: found.stats,
     })
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use suyuan_core::model::{DeviceImage, RecordDetails, RecordKind, SiteKind};
+use suyuan_core::model::{DeviceImage, RecordDetails, SiteKind};
 use suyuan_core::store::public::{self, PublicStory};
 use suyuan_core::store::{iot, DbConnection};
 use suyuan_core::{BatchId, CoreResult, SiteId};
@@ -82,17 +82,6 @@ impl StoryCache {
     }
 }
 
-fn is_farming(kind: RecordKind) -> bool {
-    matches!(
-        kind,
-        RecordKind::Sowing
-            | RecordKind::Fertilising
-            | RecordKind::Spraying
-            | RecordKind::Irrigation
-            | RecordKind::Harvest
-    )
-}
-
 /// Builds a story: the public story, the plot photos of the growing period and the cold-store stays.
 pub fn build(c: &mut DbConnection, batch: BatchId) -> CoreResult<StoryData> {
     let story = public::story(c, batch)?;
@@ -106,7 +95,7 @@ pub fn build(c: &mut DbConnection, batch: BatchId) -> CoreResult<StoryData> {
     let mut first: Option<DateTime<Utc>> = None;
     let mut last: Option<DateTime<Utc>> = None;
     for b in &batches {
-        for r in b.records.iter().filter(|r| is_farming(r.details.kind())) {
+        for r in b.records.iter().filter(|r| r.details.kind().is_farming()) {
             if matches!(r.site_kind, Some(SiteKind::Plot | SiteKind::Greenhouse)) {
                 plots.extend(r.site_id);
             }

@@ -45,6 +45,35 @@ text_enum!(
     }
 );
 
+impl RecordKind {
+    /// Work in the field, from sowing to harvest: what a batch's growing period spans.
+    pub fn is_farming(self) -> bool {
+        matches!(
+            self,
+            RecordKind::Sowing
+                | RecordKind::Fertilising
+                | RecordKind::Spraying
+                | RecordKind::Irrigation
+                | RecordKind::Harvest
+        )
+    }
+
+    /// Kinds whose write-time rules read nothing beyond the batch and change nothing but its chain (see
+    /// `rules::records::decide`): a sync chains them in memory and stores them set-wise.
+    pub fn is_plain(self) -> bool {
+        matches!(
+            self,
+            RecordKind::Sowing
+                | RecordKind::Fertilising
+                | RecordKind::Spraying
+                | RecordKind::Irrigation
+                | RecordKind::Processing
+                | RecordKind::Packing
+                | RecordKind::Note
+        )
+    }
+}
+
 /// Pass or fail, for an inspection item or a whole inspection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

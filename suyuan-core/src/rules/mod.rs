@@ -5,7 +5,7 @@
 //! here without a database, and the same function serves the writer and the verifier.
 //!
 //! - [`records`]: what a record does to its batch (pre-harvest interval, inspection block and release,
-//!   custody);
+//!   custody, corrections, recall);
 //! - [`scans`]: counterfeit and misuse signals from consumers' scans of a label;
 //! - [`sensor`]: thresholds and silent devices on sensor readings, on event time.
 

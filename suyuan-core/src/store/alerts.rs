@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::rows::AlertRow;
 use super::{DbConnection, Page, Paged};
 use crate::error::CoreResult;
-use crate::model::Alert;
+use crate::model::{Alert, AlertKind};
 use crate::on_backend;
 use crate::schema::alerts::dsl as a;
 use crate::time::now_millis;
@@ -13,9 +13,9 @@ use crate::{BatchId, OrgId, RecordId};
 
 /// What a rule reports.
 #[derive(Debug, Clone)]
-pub struct NewAlert<'a> {
-    pub kind: &'a str,
-    pub severity: &'a str,
+pub struct NewAlert {
+    /// The kind, which fixes the severity.
+    pub kind: AlertKind,
     pub org_id: Option<OrgId>,
     pub batch_id: Option<BatchId>,
     pub record_id: Option<RecordId>,
@@ -23,11 +23,11 @@ pub struct NewAlert<'a> {
 }
 
 /// Opens an alert.
-pub fn open(conn: &mut DbConnection, alert: NewAlert<'_>) -> CoreResult<()> {
+pub fn open(conn: &mut DbConnection, alert: NewAlert) -> CoreResult<()> {
     on_backend!(conn, c => diesel::insert_into(a::alerts)
         .values((
-            a::kind.eq(alert.kind),
-            a::severity.eq(alert.severity),
+            a::kind.eq(alert.kind.as_str()),
+            a::severity.eq(alert.kind.severity().as_str()),
             a::org_id.eq(alert.org_id.map(|x| x.0)),
             a::batch_id.eq(alert.batch_id.map(|x| x.0)),
             a::record_id.eq(alert.record_id.map(|x| x.0)),
@@ -42,8 +42,9 @@ pub fn open(conn: &mut DbConnection, alert: NewAlert<'_>) -> CoreResult<()> {
 pub fn close_for_batch(
     conn: &mut DbConnection,
     batch: BatchId,
-    kinds: &[&str],
+    kinds: &[AlertKind],
 ) -> CoreResult<usize> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
     Ok(on_backend!(conn, c => diesel::update(
         a::alerts
             .filter(a::batch_id.eq(batch.0))

@@ -17,8 +17,8 @@ use super::DbConnection;
 use crate::error::{CoreError, CoreResult, OptionalExt};
 use crate::model::{
     Actor, BatchStatus, LabelActivation, LabelLookup, LabelQuota, LabelRef, LabelRun, LabelRunId,
-    LabelRunStatus, LabelState, LabelVoid, NewLabelRun, RunRequester, SigningKeyInfo,
-    MAX_LABEL_SEQUENCE,
+    LabelRunStatus, LabelScanStats, LabelState, LabelVoid, NewLabelRun, RunRequester, ScanVerdict,
+    SigningKeyInfo, Suspicion, MAX_LABEL_SEQUENCE,
 };
 use crate::on_backend;
 use crate::policy;
@@ -793,43 +793,134 @@ pub fn void(
     }
 }
 
-/// What the database says about one label: its state, run, product and batch. Public (a consumer's
-/// scan asks it), so it returns only what the scan page shows.
+/// What the database says about one label: its state, run, product and batch (see [`lookup_for_scan`]).
 pub fn lookup(conn: &mut DbConnection, label: LabelRef) -> CoreResult<LabelLookup> {
-    let Some(run) = run_containing(conn, label, false)? else {
-        return Ok(LabelLookup {
-            label,
-            state: LabelState::NotMinted,
-            run_id: None,
-            org_id: None,
-            product_id: None,
-            batch_id: None,
-            void_reason: None,
+    Ok(lookup_for_scan(conn, label)?.lookup)
+}
+
+/// What a scan or a verification needs to know about a label, read in one statement: its run, activation,
+/// void, batch status and scan statistics — one round trip instead of five, which is what a database
+/// server on another machine (or busy with thousands of scans a second) notices.
+#[derive(Debug, Clone)]
+pub struct LabelForScan {
+    pub lookup: crate::model::LabelLookup,
+    pub batch_status: Option<crate::model::BatchStatus>,
+    pub batch_reason: Option<String>,
+    pub stats: Option<LabelScanStats>,
+}
+
+impl LabelForScan {
+    /// What a consumer holding a validly signed code of this label is told.
+    pub fn verdict(&self) -> ScanVerdict {
+        match (self.lookup.state, self.batch_status) {
+            (LabelState::NotMinted, _) => ScanVerdict::NotMinted,
+            (LabelState::Minted, _) => ScanVerdict::NotActivated,
+            (LabelState::Void, _) => ScanVerdict::Void,
+            (LabelState::Active, Some(BatchStatus::Recalled)) => ScanVerdict::Recalled,
+            (LabelState::Active, Some(BatchStatus::Blocked)) => ScanVerdict::OnHold,
+            (LabelState::Active, _) => ScanVerdict::Active,
+        }
+    }
+}
+
+type ScanRow14 = (
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The one look-up of a label's state: [`LabelForScan`] for a label. A consumer's scan asks it, so it
+/// returns only what the scan page shows.
+pub fn lookup_for_scan(conn: &mut DbConnection, label: LabelRef) -> CoreResult<LabelForScan> {
+    use crate::schema::{batches::dsl as b, label_scan_stats::dsl as st};
+    let (k, s) = (label.key_id, label.sequence);
+    let row: Option<ScanRow14> = on_backend!(conn, c => lr::label_runs
+        .left_join(
+            la::label_activations.on(la::key_id
+                .eq(lr::key_id)
+                .and(la::first_sequence.le(s))
+                .and(la::last_sequence.ge(s))),
+        )
+        .left_join(lv::label_voids.on(lv::key_id.eq(lr::key_id).and(lv::sequence.eq(s))))
+        .left_join(b::batches.on(b::id.nullable().eq(la::batch_id.nullable())))
+        .left_join(st::label_scan_stats.on(st::key_id.eq(lr::key_id).and(st::sequence.eq(s))))
+        .filter(lr::key_id.eq(k))
+        .filter(lr::first_sequence.le(s))
+        .filter((lr::first_sequence + lr::label_count).gt(s))
+        .order(lr::first_sequence.desc())
+        .select((
+            lr::id,
+            lr::org_id,
+            lr::product_id,
+            la::batch_id.nullable(),
+            lv::reason.nullable(),
+            b::status.nullable(),
+            b::status_reason.nullable(),
+            st::scans.nullable(),
+            st::devices.nullable(),
+            st::first_at.nullable(),
+            st::first_division.nullable(),
+            st::last_at.nullable(),
+            st::last_division.nullable(),
+            st::suspicion.nullable(),
+        ))
+        .first(c)
+        .optional())?;
+    let Some(r) = row else {
+        return Ok(LabelForScan {
+            lookup: LabelLookup {
+                label,
+                state: LabelState::NotMinted,
+                run_id: None,
+                org_id: None,
+                product_id: None,
+                batch_id: None,
+                void_reason: None,
+            },
+            batch_status: None,
+            batch_reason: None,
+            // Signed but never minted (a leaked key): rare, so a second statement is fine here.
+            stats: super::scans::stats(conn, label)?,
         });
     };
-    let (k, s) = (label.key_id, label.sequence);
-    let batch: Option<i64> = on_backend!(conn, c => la::label_activations
-        .filter(la::key_id.eq(k))
-        .filter(la::first_sequence.le(s))
-        .filter(la::last_sequence.ge(s))
-        .select(la::batch_id)
-        .first(c)
-        .optional())?;
-    let void_reason: Option<String> = on_backend!(conn, c => lv::label_voids
-        .filter(lv::key_id.eq(k))
-        .filter(lv::sequence.eq(s))
-        .select(lv::reason)
-        .first(c)
-        .optional())?;
-    let state = LabelState::of_minted(void_reason.is_some(), batch.is_some());
-    Ok(LabelLookup {
-        label,
-        state,
-        run_id: Some(run.id),
-        org_id: Some(run.org_id),
-        product_id: Some(run.product_id),
-        batch_id: batch.map(BatchId),
-        void_reason,
+    let state = LabelState::of_minted(r.4.is_some(), r.3.is_some());
+    let stats = match (r.7, r.8, r.9, r.11) {
+        (Some(scans), Some(devices), Some(first_at), Some(last_at)) => Some(LabelScanStats {
+            label,
+            scans,
+            devices,
+            first_at: to_datetime(first_at),
+            first_division: r.10,
+            last_at: to_datetime(last_at),
+            last_division: r.12,
+            suspicion: r.13.as_deref().and_then(Suspicion::parse),
+        }),
+        _ => None,
+    };
+    Ok(LabelForScan {
+        lookup: LabelLookup {
+            label,
+            state,
+            run_id: Some(LabelRunId(r.0)),
+            org_id: Some(OrgId(r.1)),
+            product_id: Some(ProductId(r.2)),
+            batch_id: r.3.map(BatchId),
+            void_reason: r.4,
+        },
+        batch_status: r.5.as_deref().and_then(BatchStatus::parse),
+        batch_reason: r.6,
+        stats,
     })
 }
 

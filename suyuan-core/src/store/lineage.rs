@@ -233,7 +233,7 @@ pub fn transform(
         };
         let child = batches::insert(conn, actor.org_id, &nb, now)?;
         // A product made from a blocked batch stays blocked until it passes an inspection itself.
-        let start = crate::batch_state::BatchState::new(actor.org_id, blocked_input.is_some());
+        let start = crate::rules::records::BatchState::new(actor.org_id, blocked_input.is_some());
         if start.status != child.status {
             batches::set_status(conn, child.id, start.status, start.status_reason.as_deref())?;
         }

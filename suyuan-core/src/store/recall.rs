@@ -18,6 +18,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::model::*;
 use crate::on_backend;
 use crate::policy;
+use crate::rules;
 use crate::schema::batches::dsl as b;
 use crate::time::now_millis;
 use crate::BatchId;
@@ -33,18 +34,19 @@ pub fn recall(
     super::super::model::org::non_empty("reason", reason, 500)?;
     let origin_batch = batches::get_for_update(conn, origin)?;
     policy::ensure_recall(actor, &origin_batch)?;
-    if origin_batch.status == BatchStatus::Recalled {
-        return Err(CoreError::conflict(
-            "already_recalled",
-            format!(
-                "batch {} was already recalled: {}",
-                origin_batch.lot_code,
-                origin_batch.status_reason.unwrap_or_default()
-            ),
-        ));
-    }
     let mut ids = reachable_ids(conn, origin, Direction::Forward)?;
     ids.sort_unstable();
+    // Locked in id order after the origin, like every set-based writer.
+    let mut downstream = records::lock_batches(conn, &ids)?;
+    let reached = ids
+        .iter()
+        .map(|id| {
+            downstream
+                .get(id)
+                .ok_or(CoreError::NotFound { what: "batch" })
+        })
+        .collect::<CoreResult<Vec<_>>>()?;
+    let plan = rules::records::recall(&origin_batch, &reached, reason)?;
     let now = now_millis();
     let details = RecordDetails::Recall(Recall {
         reason: reason.to_owned(),
@@ -53,34 +55,27 @@ pub fn recall(
     let details = serde_json::to_value(&details)
         .map(|v| canonical_json(&v))
         .map_err(|e| CoreError::Internal(e.to_string()))?;
-    let status_reason = crate::batch_state::recall_reason(&origin_batch.lot_code, reason);
-    let mut outcome = RecallOutcome {
+    let outcome = RecallOutcome {
         origin,
         reason: reason.to_owned(),
-        recalled: Vec::new(),
-        already_recalled: Vec::new(),
+        recalled: plan.recalled.clone(),
+        already_recalled: plan.already_recalled.clone(),
     };
     let recall_id = uuid::Uuid::new_v4();
-    // Locked in id order after the origin, like every set-based writer.
-    let mut downstream = records::lock_batches(conn, &ids)?;
-    let mut rows = Vec::with_capacity(ids.len() + 1);
-    let mut advances = Vec::with_capacity(ids.len() + 1);
-    for id in std::iter::once(origin.0).chain(ids) {
-        let batch = if id == origin.0 {
+    let mut rows = Vec::with_capacity(plan.recalled.len());
+    let mut advances = Vec::with_capacity(plan.recalled.len());
+    for id in &plan.recalled {
+        let batch = if *id == origin {
             origin_batch.clone()
         } else {
             downstream
-                .remove(&id)
+                .remove(&id.0)
                 .ok_or(CoreError::NotFound { what: "batch" })?
         };
-        if batch.status == BatchStatus::Recalled {
-            outcome.already_recalled.push(batch.id);
-            continue;
-        }
         let mut row = RecordRow {
             id: 0,
-            client_id: uuid::Uuid::new_v5(&recall_id, &id.to_be_bytes()).to_string(),
-            batch_id: id,
+            client_id: uuid::Uuid::new_v5(&recall_id, &id.0.to_be_bytes()).to_string(),
+            batch_id: id.0,
             seq: batch.record_count + 1,
             kind: RecordKind::Recall.as_str().to_owned(),
             event_time: now,
@@ -97,20 +92,19 @@ pub fn recall(
         };
         row.hash = record_hash(&row.chain_fields());
         advances.push(HeadAdvance {
-            batch_id: id,
+            batch_id: id.0,
             from: batch.record_count,
             to: row.seq,
             head: row.hash.clone(),
         });
         rows.push(row);
-        outcome.recalled.push(batch.id);
     }
-    let recalled: Vec<i64> = outcome.recalled.iter().map(|id| id.0).collect();
+    let recalled: Vec<i64> = plan.recalled.iter().map(|id| id.0).collect();
     for chunk in recalled.chunks(1000) {
         on_backend!(conn, c => diesel::update(b::batches.filter(b::id.eq_any(chunk)))
             .set((
                 b::status.eq(BatchStatus::Recalled.as_str()),
-                b::status_reason.eq(Some(&status_reason)),
+                b::status_reason.eq(Some(&plan.status_reason)),
             ))
             .execute(c))?;
     }
@@ -118,16 +112,11 @@ pub fn recall(
     alerts::open(
         conn,
         NewAlert {
-            kind: "recall",
-            severity: "critical",
+            kind: AlertKind::Recall,
             org_id: Some(origin_batch.org_id),
             batch_id: Some(origin),
             record_id: None,
-            message: format!(
-                "召回 recall of batch {} and {} downstream batches: {reason}",
-                origin_batch.lot_code,
-                outcome.recalled.len().saturating_sub(1)
-            ),
+            message: plan.alert_message,
         },
     )?;
     Ok(outcome)

@@ -3,7 +3,7 @@
 //! Three things are checked: each record's hash against its content and its predecessor; each batch's head
 //! (record count and head hash) against its chain; and each batch's derived columns (status, its reason,
 //! custody) against what its records decide, with the same rules the writer applies
-//! ([`crate::batch_state`]). What the chain cannot see alone — a tail cut off together with the head moved
+//! ([`crate::rules::records`]). What the chain cannot see alone — a tail cut off together with the head moved
 //! back — is checked against signed anchors ([`super::anchors`]).
 
 use std::collections::HashMap;
@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::rows::{BatchRow, RecordRow};
 use super::DbConnection;
-use crate::batch_state::{self, BatchState};
 use crate::chain::{record_hash, GENESIS_HASH};
 use crate::error::CoreResult;
 use crate::model::{BatchStatus, RecordDetails};
 use crate::on_backend;
+use crate::rules::records::{self as record_rules, BatchState};
 use crate::schema::{batches::dsl as b, lineage_edges::dsl as e, records::dsl as r};
 use crate::{BatchId, OrgId};
 
@@ -222,10 +222,10 @@ fn status_before(
 }
 
 /// The effects of a stored record, or `None` when its details or flags no longer parse.
-fn parse_effects(row: &RecordRow) -> Option<Vec<batch_state::Effect>> {
+fn parse_effects(row: &RecordRow) -> Option<Vec<record_rules::Effect>> {
     let details: RecordDetails = serde_json::from_str(&row.details).ok()?;
     let flags: Vec<String> = serde_json::from_str(&row.flags).ok()?;
-    Some(batch_state::effects(&details, &flags, OrgId(row.org_id)))
+    Some(record_rules::effects(&details, &flags, OrgId(row.org_id)))
 }
 
 /// Loads the lot codes of the origins of the recalls among `rows` (for the recalled batches' status reason).

@@ -6,8 +6,9 @@
 
 use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use suyuan_core::model::{BatchStatus, LabelLookup, LabelRef, LabelState};
-use suyuan_core::store::{batches, labels, DbConnection};
+use suyuan_core::model::{BatchStatus, LabelRef, LabelState};
+use suyuan_core::store::labels::{self, LabelForScan};
+use suyuan_core::store::DbConnection;
 use suyuan_core::{BatchId, CoreResult, ProductId};
 use suyuan_label_gen::{LabelSerial, Verdict};
 use utoipa::{IntoParams, ToSchema};
@@ -135,14 +136,14 @@ pub fn check(c: &mut DbConnection, code: &str) -> CoreResult<VerifyAnswer> {
     let verdict = suyuan_label_gen::verify(code, &keys);
     Ok(match verdict {
         Verdict::Genuine { serial, .. } => {
-            let found = labels::lookup(
+            let found = labels::lookup_for_scan(
                 c,
                 LabelRef {
                     key_id: i64::from(serial.key_id().get()),
                     sequence: i64::try_from(serial.sequence()).unwrap_or(i64::MAX),
                 },
             )?;
-            genuine(c, verdict, serial, found)?
+            genuine(verdict, serial, found)
         }
         Verdict::InvalidSignature { serial } | Verdict::UnknownKey { serial, .. } => {
             VerifyAnswer::bare(verdict, Some(serial))
@@ -154,24 +155,20 @@ pub fn check(c: &mut DbConnection, code: &str) -> CoreResult<VerifyAnswer> {
     })
 }
 
-fn genuine(
-    c: &mut DbConnection,
-    verdict: Verdict,
-    serial: LabelSerial,
-    found: LabelLookup,
-) -> CoreResult<VerifyAnswer> {
-    let batch_status = match found.batch_id {
-        Some(id) => Some(batches::get(c, id)?.status),
-        None => None,
-    };
-    Ok(VerifyAnswer {
-        state: Some(found.state),
-        batch_id: found.batch_id,
+fn genuine(verdict: Verdict, serial: LabelSerial, found: LabelForScan) -> VerifyAnswer {
+    let LabelForScan {
+        lookup,
         batch_status,
-        product_id: found.product_id,
-        reason: found.void_reason,
+        ..
+    } = found;
+    VerifyAnswer {
+        state: Some(lookup.state),
+        batch_id: lookup.batch_id,
+        batch_status,
+        product_id: lookup.product_id,
+        reason: lookup.void_reason,
         ..VerifyAnswer::bare(verdict, Some(serial))
-    })
+    }
 }
 
 #[cfg(test)]
