@@ -10,6 +10,7 @@
 //! - [`media`]: camera images answered from the media folder (API images and a story's photos);
 //! - [`openapi`]: the OpenAPI document generated from the handlers' annotations;
 //! - [`commands`]: the subcommands of the `suyuan` binary;
+//! - [`demo`]: the demo county seeded by `suyuan serve --demo`, through the store functions the API uses;
 //! - [`minting`]: label runs written in the background (API) or in the foreground (command line);
 //! - [`scans`]: what a consumer's scan does: verdict, story, client hash and region, the scan log.
 //!
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod commands;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod iot;

@@ -12,14 +12,15 @@
 //! - [`policy`]: who may do what; every write and every private read asks it;
 //! - [`store`]: every query, one module per aggregate; nothing outside this crate imports diesel;
 //! - [`auth`]: passwords (argon2) and session / API tokens;
-//! - [`demo`]: the demo county seeded by `suyuan serve --demo`;
+//! - [`time`]: stored milliseconds, RFC 3339 in the API, China time for days and dates;
+//! - [`writer`]: SQLite's group commit (writes on their callers' threads, one fsync per group);
+//! - [`ids`]: newtype ids; [`error`]: the one error type and its stable codes;
 //! - [`region`]: China's administrative divisions (names, coordinates) and the IP-to-region file, for the
 //!   coarse place of a scan.
 
 pub mod auth;
 pub mod chain;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod ids;
 pub mod model;

@@ -305,7 +305,7 @@ fn serve_keeps_its_files_private_and_its_cookie_secure() {
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
-    let login = attempt(&base, None, "regulator", suyuan_core::demo::DEMO_PASSWORD);
+    let login = attempt(&base, None, "regulator", suyuan_server::demo::DEMO_PASSWORD);
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let modes: Vec<(String, u32)> = [
         "",

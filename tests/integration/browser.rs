@@ -97,7 +97,7 @@ fn label_pages_in_headless_chromium_at_360px() {
     ) else {
         return;
     };
-    let summary = suyuan_core::demo::seed(&app.db).unwrap();
+    let summary = suyuan_server::demo::seed(&app.db).unwrap();
     let batch = summary.showcase_batch.unwrap();
     suyuan_server::commands::demo_media::ensure(&app.db, &app.data_dir.path().join("media"))
         .unwrap();
@@ -234,7 +234,7 @@ fn label_pages_in_headless_chromium_at_360px() {
     let (status, login) = app.post(
         "/api/v1/auth/login",
         None,
-        &serde_json::json!({"username": "regulator", "password": suyuan_core::demo::DEMO_PASSWORD}),
+        &serde_json::json!({"username": "regulator", "password": suyuan_server::demo::DEMO_PASSWORD}),
     );
     assert_eq!(status, 200, "{login}");
     let (status, r) = app.post(

@@ -65,7 +65,7 @@ fn contract(backend: Backend) {
     let Some(app) = TestApp::start(backend) else {
         return;
     };
-    suyuan_core::demo::seed(&app.db).unwrap();
+    suyuan_server::demo::seed(&app.db).unwrap();
     let examples = env_number("SUYUAN_CONTRACT_EXAMPLES", 8);
     let seconds = env_number("SUYUAN_CONTRACT_SECONDS", 40);
     let mut failures = Vec::new();

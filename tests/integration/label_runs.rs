@@ -472,7 +472,7 @@ fn run_requests_are_checked(app: TestApp) {
 }
 
 fn demo_county_has_a_label_in_each_state(app: TestApp) {
-    let summary = suyuan_core::demo::seed(&app.db).unwrap();
+    let summary = suyuan_server::demo::seed(&app.db).unwrap();
     let batch = summary.showcase_batch.unwrap();
     let settings = suyuan_server::minting::MintSettings {
         env_key: None,

@@ -93,7 +93,7 @@ fn demo_with(
             ..Default::default()
         },
     )?;
-    let summary = suyuan_core::demo::seed(&app.db).unwrap();
+    let summary = suyuan_server::demo::seed(&app.db).unwrap();
     let batch = summary.showcase_batch.unwrap();
     demo_media::ensure(&app.db, &app.data_dir.path().join("media")).unwrap();
     let settings = suyuan_server::minting::MintSettings {
@@ -580,7 +580,7 @@ fn login(app: &TestApp, username: &str) -> String {
     let (status, v) = app.post(
         "/api/v1/auth/login",
         None,
-        &json!({"username": username, "password": suyuan_core::demo::DEMO_PASSWORD}),
+        &json!({"username": username, "password": suyuan_server::demo::DEMO_PASSWORD}),
     );
     assert_eq!(status, 200, "{v}");
     v["token"].as_str().unwrap().to_owned()

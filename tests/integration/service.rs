@@ -12,9 +12,9 @@ crate::both_backends!(
 );
 
 fn demo_county_seeds_once_and_verifies(app: TestApp) {
-    let first = suyuan_core::demo::seed(&app.db).unwrap();
+    let first = suyuan_server::demo::seed(&app.db).unwrap();
     assert!(first.seeded);
-    let second = suyuan_core::demo::seed(&app.db).unwrap();
+    let second = suyuan_server::demo::seed(&app.db).unwrap();
     assert!(
         !second.seeded,
         "seeding twice leaves the first seeding alone"
@@ -30,7 +30,7 @@ fn demo_county_seeds_once_and_verifies(app: TestApp) {
 
     // Every demo account logs in with the documented password.
     for account in &first.accounts {
-        let (s, body) = app.post("/api/v1/auth/login", None, &serde_json::json!({ "username": account.username, "password": suyuan_core::demo::DEMO_PASSWORD }));
+        let (s, body) = app.post("/api/v1/auth/login", None, &serde_json::json!({ "username": account.username, "password": suyuan_server::demo::DEMO_PASSWORD }));
         assert_eq!(s, 200, "{} {body}", account.username);
     }
     let (_, login) = app.post(

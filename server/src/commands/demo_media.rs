@@ -8,10 +8,10 @@
 
 use std::path::Path;
 
+use crate::demo::{DEMO_CAMERA, DEMO_SENSOR};
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use image::{ImageBuffer, Rgb};
-use suyuan_core::demo::{DEMO_CAMERA, DEMO_SENSOR};
 use suyuan_core::store::iot::{self, NewDeviceImage, NewTelemetry};
 use suyuan_core::Database;
 use suyuan_iot_gateway::config::ImageLimits;

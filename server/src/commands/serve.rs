@@ -4,9 +4,9 @@
 
 use std::net::TcpListener;
 
+use crate::demo;
 use anyhow::Context;
 use clap::Args;
-use suyuan_core::demo;
 
 use super::{demo_labels, demo_media, DataArgs};
 use crate::iot::run::{BrokerChoice, RunningGateway};

@@ -13,6 +13,19 @@ use crate::schema::{batches::dsl as b, inspection_requests::dsl as ir};
 use crate::time::now_millis;
 use crate::{BatchId, OrgId};
 
+/// The first batch (lowest id) of the product named `name`, if any: the demo county's showcase.
+pub fn first_of_product_named(conn: &mut DbConnection, name: &str) -> CoreResult<Option<BatchId>> {
+    use crate::schema::products::dsl as p;
+    let id: Option<i64> = on_backend!(conn, c => b::batches
+        .inner_join(p::products)
+        .filter(p::name.eq(name))
+        .order(b::id)
+        .select(b::id)
+        .first(c)
+        .optional())?;
+    Ok(id.map(BatchId))
+}
+
 /// Creates a batch of one of the actor's organisation's products.
 pub fn create(conn: &mut DbConnection, actor: &Actor, new: &NewBatch) -> CoreResult<Batch> {
     policy::ensure_member_of(actor, actor.org_id)?;

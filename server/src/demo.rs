@@ -2,18 +2,16 @@
 //! processor, a lab, a cold store, a regulator and an operator, two products with certifications, and batches
 //! that went through farming, an inspection, a grading split, a merge into gift boxes and a shipment.
 //!
-//! Seeding goes through the same store functions and rules as the API, so the demo data is what real use
-//! produces (hash chains included). It runs once: a database that already has the demo organisations is left
-//! as it is.
+//! Seeding goes through the same store functions and rules as the API (it lives beside the commands, not in
+//! the domain crate, and uses nothing the API could not), so the demo data is what real use produces (hash
+//! chains included). It runs once: a database that already has the demo organisations is left as it is.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::db::Database;
-use crate::error::CoreResult;
-use crate::model::*;
-use crate::store::{batches, iot, lineage, orgs, records, sites, users};
-use crate::{BatchId, OrgId, SiteId};
+use suyuan_core::model::*;
+use suyuan_core::store::{batches, iot, lineage, orgs, records, sites, users, DbConnection, Page};
+use suyuan_core::{BatchId, CoreResult, Database, OrgId, SiteId};
 
 /// The showcase product: gift boxes packed from both harvests, whose trace shows the whole story.
 pub const GIFTBOX: &str = "华宁柑橘礼盒 5kg";
@@ -89,7 +87,7 @@ pub fn seed(db: &Database) -> CoreResult<DemoSummary> {
     let exists = db.read(|c| {
         Ok(orgs::list(
             c,
-            crate::store::Page {
+            Page {
                 limit: Some(200),
                 after: None,
             },
@@ -116,7 +114,7 @@ pub fn seed(db: &Database) -> CoreResult<DemoSummary> {
 }
 
 fn org(
-    c: &mut crate::db::DbConnection,
+    c: &mut DbConnection,
     name: &str,
     kind: OrgKind,
     credit: Option<String>,
@@ -138,7 +136,7 @@ fn org(
 }
 
 fn user(
-    c: &mut crate::db::DbConnection,
+    c: &mut DbConnection,
     org_id: OrgId,
     username: &str,
     name: &str,
@@ -164,7 +162,7 @@ fn user(
 }
 
 fn site(
-    c: &mut crate::db::DbConnection,
+    c: &mut DbConnection,
     org_id: OrgId,
     name: &str,
     kind: SiteKind,
@@ -188,7 +186,7 @@ fn site(
 }
 
 struct Recorder<'a> {
-    c: &'a mut crate::db::DbConnection,
+    c: &'a mut DbConnection,
     n: u32,
 }
 
@@ -222,7 +220,7 @@ impl Recorder<'_> {
     }
 }
 
-fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreResult<BatchId> {
+fn seed_in(c: &mut DbConnection, coop_code: Option<String>) -> CoreResult<BatchId> {
     let now = Utc::now();
     let days_ago = |d: i64| now - Duration::days(d);
 
@@ -423,7 +421,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
                 Certification::GeographicalIndication,
             ],
             gtin: None,
-            label_fields: crate::model::LabelField::DEFAULT.to_vec(),
+            label_fields: LabelField::DEFAULT.to_vec(),
             distribution_area: vec![],
         },
     )?;
@@ -439,7 +437,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
                 Certification::GeographicalIndication,
             ],
             gtin: None,
-            label_fields: crate::model::LabelField::DEFAULT.to_vec(),
+            label_fields: LabelField::DEFAULT.to_vec(),
             distribution_area: vec![],
         },
     )?;
@@ -455,7 +453,7 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
                 Certification::GeographicalIndication,
             ],
             gtin: Some("6901234567892".into()),
-            label_fields: crate::model::LabelField::DEFAULT.to_vec(),
+            label_fields: LabelField::DEFAULT.to_vec(),
             distribution_area: vec!["53".into(), "44".into(), "31".into()],
         },
     )?;
@@ -756,21 +754,12 @@ fn seed_in(c: &mut crate::db::DbConnection, coop_code: Option<String>) -> CoreRe
 }
 
 /// The showcase gift-box batch of a seeded demo county (the first batch of [`GIFTBOX`]).
-pub fn showcase(c: &mut crate::db::DbConnection) -> CoreResult<Option<BatchId>> {
-    use crate::schema::{batches::dsl as b, products::dsl as p};
-    use diesel::prelude::*;
-    let id: Option<i64> = crate::on_backend!(c, c => b::batches
-        .inner_join(p::products)
-        .filter(p::name.eq(GIFTBOX))
-        .order(b::id)
-        .select(b::id)
-        .first(c)
-        .optional())?;
-    Ok(id.map(BatchId))
+pub fn showcase(c: &mut DbConnection) -> CoreResult<Option<BatchId>> {
+    batches::first_of_product_named(c, GIFTBOX)
 }
 
 /// The demo devices that are registered.
-fn demo_devices(c: &mut crate::db::DbConnection) -> CoreResult<Vec<Device>> {
+fn demo_devices(c: &mut DbConnection) -> CoreResult<Vec<Device>> {
     let mut out = Vec::new();
     for id in [DEMO_SENSOR, DEMO_CAMERA] {
         out.extend(iot::device_by_client_id(c, id)?);
