@@ -18,8 +18,9 @@
 //! The crate is the whole gateway but the database: the `suyuan` binary hands
 //! [`Gateway::start`] a [`Store`] over the platform database.
 //!
-//! - [`runtime`] — the running gateway: batching, writing or spooling, acknowledging in order,
-//!   the spool's drain, refusal counts and the rules' clock;
+//! - [`runtime`] — the running gateway: batching, deciding each message, writing or spooling,
+//!   acknowledging in order, the spool's drain, refusal counts and the clock of the store's no-data
+//!   rules (the sensor rules themselves are the platform's: `suyuan_core::rules::sensor`);
 //! - [`mqtt`] — broker settings (a URL), the continuously polled event loop with back-off, and
 //!   acknowledgements that never cross a reconnect;
 //! - [`broker`] — the embedded MQTT broker (rumqttd) of the one-command run;
