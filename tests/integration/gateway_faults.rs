@@ -203,9 +203,12 @@ fn readings_and_images_arrive_once(app: TestApp) {
     }
 
     let counts = wait_for_readings(&app.test_db, 2 * N as i64, Duration::from_secs(30));
-    mqtt::wait_until(Duration::from_secs(10), || {
-        query_count(&app.test_db, "SELECT count(*) AS n FROM device_images") >= 1
-    });
+    assert!(
+        mqtt::wait_until(Duration::from_secs(10), || {
+            query_count(&app.test_db, "SELECT count(*) AS n FROM device_images") >= 1
+        }),
+        "the camera's image was not stored within 10 s"
+    );
     std::thread::sleep(Duration::from_millis(500));
     gw.assert_running();
     let tally = gw.terminate();
@@ -335,9 +338,12 @@ fn readings_and_images_arrive_once_embedded(app: TestApp) {
         api_points(&app, &w, t0, t0 + N as i64 * 1000).len() as u64,
         2 * N
     );
-    assert!(mqtt::wait_until(Duration::from_secs(10), || {
-        query_count(&app.test_db, "SELECT count(*) AS n FROM device_images") >= 1
-    }));
+    assert!(
+        mqtt::wait_until(Duration::from_secs(10), || {
+            query_count(&app.test_db, "SELECT count(*) AS n FROM device_images") >= 1
+        }),
+        "the camera's image was not stored within 10 s"
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         query_count(&app.test_db, "SELECT count(*) AS n FROM device_images"),

@@ -105,6 +105,7 @@ fn device_login(broker: SocketAddr, d: &Device) -> (Client, Connection) {
 
 /// Polls until the connection ends (true) or `within` passes (false), handing every incoming
 /// packet to `seen`.
+#[must_use = "whether the connection ended is either the point or what makes the packets seen mean anything"]
 fn closed_within(conn: &mut Connection, within: Duration, mut seen: impl FnMut(&Packet)) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -316,11 +317,15 @@ fn a_device_reads_nothing(app: TestApp) {
     // The other device's message reaches the gateway, and not the spy.
     publish_until_stored(&app, broker, &w, &other);
     let mut leaked = 0;
-    closed_within(&mut conn, Duration::from_secs(2), |p| {
+    let closed = closed_within(&mut conn, Duration::from_secs(2), |p| {
         if matches!(p, Packet::Publish(_)) {
             leaked += 1;
         }
     });
+    assert!(
+        !closed,
+        "the spy's connection ended: that it received nothing would prove nothing"
+    );
     assert_eq!(leaked, 0, "a device received others' messages");
 }
 
@@ -676,13 +681,19 @@ fn mosquitto_files_from_the_registry(app: TestApp) {
     )
     .unwrap_or_else(|e| panic!("gateway refused: {e}\n{}", broker.log()));
     gw.subscribe("suyuan/v1/#", QoS::AtLeastOnce).unwrap();
+    // What a connection receives within `within`; it must stay open meanwhile, or receiving nothing
+    // would prove nothing.
     let received = |conn: &mut Connection, within: Duration| {
         let mut topics = Vec::new();
-        closed_within(conn, within, |p| {
+        let closed = closed_within(conn, within, |p| {
             if let Packet::Publish(p) = p {
                 topics.push(p.topic.clone());
             }
         });
+        assert!(
+            !closed,
+            "a connection ended while listening (received {topics:?})"
+        );
         topics
     };
     received(&mut gw_conn, Duration::from_millis(500));

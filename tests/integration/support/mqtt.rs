@@ -103,6 +103,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `done` every 50 ms until it holds or `timeout` passes; says whether it held.
+#[must_use = "assert on it: a wait that timed out is a failure to report"]
 pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -156,6 +157,7 @@ fn send_signal(pid: u32, signal: &str) {
 }
 
 /// Waits for a child to exit; SIGKILLs it after `timeout`. Returns whether it exited by itself.
+#[must_use = "a child that had to be killed did not stop the way the caller asked"]
 fn wait_exit(child: &mut Child, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -282,7 +284,12 @@ impl Mosquitto {
     pub fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
             send_signal(child.id(), "TERM");
-            wait_exit(&mut child, Duration::from_secs(10));
+            assert!(
+                wait_exit(&mut child, Duration::from_secs(10)),
+                "{}: mosquitto did not stop within 10 s of SIGTERM (killed, so it saved nothing):\n{}",
+                self.test,
+                self.log()
+            );
         }
     }
 
@@ -643,7 +650,9 @@ impl Publisher {
 
     /// Waits until every message is published and acknowledged (or `timeout`), then stops.
     pub fn finish(mut self, timeout: Duration) -> PublishReport {
-        wait_until(timeout, || self.acked() >= self.count);
+        // Whether every publish was acknowledged is in the report (`acked`), which each caller asserts
+        // on with the rest of it.
+        let _all_acked = wait_until(timeout, || self.acked() >= self.count);
         self.stop();
         PublishReport {
             acked: self.acked(),
