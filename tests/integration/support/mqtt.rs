@@ -637,6 +637,19 @@ impl Publisher {
         self.shared.acked.load(Ordering::SeqCst)
     }
 
+    /// Connection errors so far.
+    pub fn connection_errors(&self) -> u64 {
+        self.shared.connection_errors.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the device has had a connection error since it had `before` (the broker went away).
+    pub fn wait_connection_lost(&self, before: u64, timeout: Duration) {
+        assert!(
+            wait_until(timeout, || self.connection_errors() > before),
+            "the device did not notice the broker going away within {timeout:?}"
+        );
+    }
+
     /// Waits until at least `n` publishes are acknowledged.
     pub fn wait_acked(&self, n: u64, timeout: Duration) {
         assert!(
@@ -890,6 +903,51 @@ pub fn wait_until_ingesting(
             "the gateway did not record the status of {device} within 30 s"
         );
     }
+}
+
+/// Publishes `online` once on the status topic of `device` (which has reported no status before) and
+/// waits until the database has it. The gateway handles one broker's messages in order, and `device`
+/// published its earlier messages under the same client id, so once the status is recorded every
+/// earlier message of `device` has been handled: a marker for "the gateway is done with what the
+/// device sent", where a pause would only hope so.
+pub fn wait_handled_up_to_marker(
+    program: &Path,
+    db: &TestDb,
+    broker: SocketAddr,
+    site: i64,
+    device: &str,
+    timeout: Duration,
+) {
+    let online = format!(
+        "SELECT count(*) AS n FROM devices WHERE client_id = '{device}' AND status = 'online'"
+    );
+    assert_eq!(
+        query_count(db, &online),
+        0,
+        "{device} reported a status before: it cannot serve as a marker"
+    );
+    let out = Command::new(program)
+        .args([
+            "-h",
+            &broker.ip().to_string(),
+            "-p",
+            &broker.port().to_string(),
+        ])
+        .args(login_args(device))
+        .args(["-q", "1", "-i", device, "-t"])
+        .arg(format!("suyuan/v1/{site}/{device}/status"))
+        .args(["-m", "online"])
+        .output()
+        .expect("run mosquitto_pub");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub of the marker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_until(timeout, || query_count(db, &online) == 1),
+        "the gateway did not record the marker status of {device} within {timeout:?}: it has not handled what {device} sent before"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
