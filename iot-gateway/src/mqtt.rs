@@ -599,6 +599,7 @@ pub(crate) async fn run(
                     .count();
                 if failed == 0 {
                     link.subscribed.store(true, Ordering::Release);
+                    tracing::info!(filters = ?settings.filters, "MQTT subscriptions granted");
                 } else {
                     tracing::error!(
                         failed,

@@ -8,69 +8,22 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::*;
 
-/// The API description.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Suyuan 溯源 API", description = "Field-to-table traceability for a county's agricultural products."),
-    servers((url = "/api/v1")),
-    modifiers(&BearerAuth, &ErrorAnswers),
-    paths(
-        meta::health::health,
-        auth::login::login,
-        auth::logout::logout,
-        auth::me::me,
-        auth::tokens::create_token,
-        organisations::create::create,
-        organisations::list::list,
-        organisations::get::get,
-        organisations::label_quota::get,
-        organisations::label_quota::set,
-        users::create::create,
-        users::list::list,
-        sites::create::create,
-        sites::list::list,
-        products::create::create,
-        products::list::list,
-        batches::create::create,
-        batches::list::list,
-        batches::get::get,
-        batches::records::list,
-        batches::capture::capture,
-        batches::trace::trace,
-        batches::recall::recall,
-        batches::inspection_request::request_inspection,
-        records::sync::sync,
-        records::get::get,
-        transformations::create::create,
-        alerts::list::list,
-        public::story::story,
-        labels::verify::verify,
-        labels::activate::activate,
-        labels::void::void,
-        label_runs::create::create,
-        label_runs::list::list,
-        label_runs::get::get,
-        label_runs::file::file,
-        devices::create::create,
-        devices::list::list,
-        devices::get::get,
-        devices::disable::disable,
-        devices::enable::enable,
-        devices::credentials::rotate,
-        sites::readings::readings,
-        sites::images::images,
-        images::get::original,
-        images::get::thumbnail,
-        rules::create::create,
-        rules::list::list,
-        gateway::refusals::refusals,
-        public::recall_status::recall_status,
-        scans::location::location,
-        scans::regions::regions,
-        scans::sms::inbound,
-    )
-)]
-pub struct ApiDoc;
+/// Declares [`ApiDoc`] over the handlers `routes.rs` lists (see `routes::documented_api`).
+macro_rules! api_doc {
+    (; $($($segment:ident)::+),+ $(,)?) => {
+        /// The API description.
+        #[derive(OpenApi)]
+        #[openapi(
+            info(title = "Suyuan 溯源 API", description = "Field-to-table traceability for a county's agricultural products."),
+            servers((url = "/api/v1")),
+            modifiers(&BearerAuth, &ErrorAnswers),
+            paths(records::sync::sync, $($($segment)::+),+)
+        )]
+        pub struct ApiDoc;
+    };
+}
+
+crate::routes::documented_api!(api_doc);
 
 struct BearerAuth;
 

@@ -263,6 +263,16 @@ fn role_endpoint_matrix(app: TestApp) {
                     body["error"].is_string() && body["message"].is_string(),
                     "{name} as {role}: error body {body}"
                 );
+                // A refusal of access says which: the stable code of its status (error.rs).
+                let code = match got {
+                    401 => Some("unauthenticated"),
+                    403 => Some("forbidden"),
+                    404 => Some("not_found"),
+                    _ => None,
+                };
+                if let Some(code) = code {
+                    assert_eq!(body["error"], code, "{name} as {role}: {got} {body}");
+                }
             }
         }
     }

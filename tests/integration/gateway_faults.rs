@@ -18,8 +18,8 @@ use suyuan_server::iot::run::{BrokerChoice, RunningGateway};
 use crate::support::mqtt::{
     self, database_url, mosquitto_pub_file, mosquitto_pub_lines, mosquitto_pub_program,
     query_count, reading_counts, reading_payload, wait_for_quiet, wait_for_readings,
-    wait_until_ingesting, ForgetSessionOnDrop, GatewayProcess, GatewaySpec, Mosquitto, PgProxy,
-    PublishPlan, Publisher, ReadingCounts,
+    wait_handled_up_to_marker, wait_until_ingesting, ForgetSessionOnDrop, GatewayProcess,
+    GatewaySpec, Mosquitto, PgProxy, PublishPlan, Publisher, ReadingCounts,
 };
 use crate::support::{TestApp, World};
 
@@ -203,10 +203,15 @@ fn readings_and_images_arrive_once(app: TestApp) {
     }
 
     let counts = wait_for_readings(&app.test_db, 2 * N as i64, Duration::from_secs(30));
-    mqtt::wait_until(Duration::from_secs(10), || {
-        query_count(&app.test_db, "SELECT count(*) AS n FROM device_images") >= 1
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    // Both copies of the image handled, so that "stored once" below is about the second one too.
+    wait_handled_up_to_marker(
+        &pub_program,
+        &app.test_db,
+        broker,
+        w.plot.0,
+        &camera,
+        Duration::from_secs(30),
+    );
     gw.assert_running();
     let tally = gw.terminate();
     assert_stored_once(
@@ -335,10 +340,15 @@ fn readings_and_images_arrive_once_embedded(app: TestApp) {
         api_points(&app, &w, t0, t0 + N as i64 * 1000).len() as u64,
         2 * N
     );
-    assert!(mqtt::wait_until(Duration::from_secs(10), || {
-        query_count(&app.test_db, "SELECT count(*) AS n FROM device_images") >= 1
-    }));
-    std::thread::sleep(Duration::from_millis(500));
+    // Both copies of the image handled, so that "stored once" below is about the second one too.
+    wait_handled_up_to_marker(
+        &pub_program,
+        &app.test_db,
+        broker,
+        w.plot.0,
+        camera,
+        Duration::from_secs(30),
+    );
     assert_eq!(
         query_count(&app.test_db, "SELECT count(*) AS n FROM device_images"),
         1
@@ -412,7 +422,11 @@ fn database_unreachable_mid_stream(app: TestApp) {
     assert!(before_cut > 0, "the gateway was storing before the cut");
     proxy.cut();
     let cut_at = Instant::now();
-    std::thread::sleep(Duration::from_secs(OUTAGE_S));
+    // The outage lasts until the gateway has noticed it and spooled, and the device has published a
+    // tenth of its messages more meanwhile.
+    gw.wait_for_log("messages go to the spool", Duration::from_secs(30));
+    device.wait_acked(device.acked() + N / 10, Duration::from_secs(30));
+    let outage = cut_at.elapsed();
     let during_cut = reading_counts(&app.test_db).rows;
     proxy.restore();
     let report = device.finish(Duration::from_secs(60));
@@ -433,8 +447,10 @@ fn database_unreachable_mid_stream(app: TestApp) {
     assert_eq!(tally.refused, 0, "{tally:?}");
     assert!(tally.stored >= N, "{tally:?}");
     assert!(
-        tally.spooled > 0 && log.contains("messages go to the spool") && log.contains("spool drained"),
-        "the gateway spooled during the {OUTAGE_S} s outage and drained afterwards: {tally:?}\n{log}"
+        tally.spooled > 0
+            && log.contains("messages go to the spool")
+            && log.contains("spool drained"),
+        "the gateway spooled during the {outage:?} outage and drained afterwards: {tally:?}\n{log}"
     );
     eprintln!(
         "{test}: {} acknowledged, {} readings stored ({} before the cut, {} at its end); {} connections refused by the cut proxy; gateway {tally:?}; outage {:.1} s; {:.1} s",
@@ -443,13 +459,10 @@ fn database_unreachable_mid_stream(app: TestApp) {
         before_cut,
         during_cut,
         proxy.refused(),
-        cut_at.elapsed().as_secs_f64().min(OUTAGE_S as f64),
+        outage.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
 }
-
-/// How long the database is away in [`database_unreachable_mid_stream`].
-const OUTAGE_S: u64 = 5;
 
 /// The gateway process is SIGKILLed mid-stream and started again with the same client id and data
 /// folder: the broker kept its persistent session (the messages it had not acknowledged, and those
@@ -499,7 +512,9 @@ fn gateway_killed_and_restarted(app: TestApp) {
     let at_kill = reading_counts(&app.test_db).rows;
     assert!(at_kill > 0, "the gateway was storing");
     gw.kill();
-    std::thread::sleep(Duration::from_secs(2));
+    // Away while the device publishes a tenth of its messages: the broker keeps them in the gateway's
+    // session.
+    device.wait_acked(device.acked() + N / 10, Duration::from_secs(30));
     let while_dead = reading_counts(&app.test_db).rows;
     gw.restart();
     let report = device.finish(Duration::from_secs(60));
@@ -590,9 +605,12 @@ fn broker_restarted(app: TestApp) {
     // Stopped as a service manager restarts it. (A SIGKILL can lose what Mosquitto acknowledged after
     // its last save of the persistence file, even saving on every change: that loss is the broker's,
     // and the gateway cannot see or prevent it.)
+    let errors_before = device.connection_errors();
     broker.terminate();
     let acked_at_kill = device.acked();
-    std::thread::sleep(Duration::from_secs(2));
+    // Away until both clients have lost their connection to it.
+    device.wait_connection_lost(errors_before, Duration::from_secs(30));
+    gw.wait_for_log("MQTT connection lost", Duration::from_secs(30));
     broker.restart();
     let report = device.finish(Duration::from_secs(60));
     assert!(
@@ -694,7 +712,10 @@ fn two_replicas_one_killed(app: TestApp) {
             gw.log_of_last_run()
         );
     }
-    std::thread::sleep(Duration::from_secs(1));
+    // Publishing starts once the broker has granted both replicas their share of the subscription.
+    for gw in [&mut gw_a, &mut gw_b] {
+        gw.wait_for_log("MQTT subscriptions granted", Duration::from_secs(20));
+    }
 
     const N: u64 = 3_000;
     let device = Publisher::start(

@@ -551,9 +551,12 @@ fn offline_verification(app: TestApp) {
         keys: dir.path().join("absent.json"),
         json: false,
     }));
+    let missing = missing.expect_err("a missing keys file is an error, not a verdict");
+    let cause = missing.root_cause().downcast_ref::<std::io::Error>();
     assert!(
-        missing.is_err(),
-        "a missing keys file is an error, not a verdict"
+        cause.is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            && format!("{missing:#}").contains("absent.json"),
+        "not the missing keys file: {missing:#}"
     );
 }
 

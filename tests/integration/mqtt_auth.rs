@@ -67,11 +67,29 @@ fn start_gateway(app: &TestApp, data: &std::path::Path) -> (RunningGateway, Sock
 }
 
 /// A connection attempt; `Ok` once the broker accepted it, `Err` with the refusal otherwise.
+/// Why a login did not give a connection.
+#[derive(Debug)]
+enum ConnectFailure {
+    /// The broker answered the CONNECT with this code.
+    Refused(ConnectReturnCode),
+    /// No CONNACK: the connection failed, or nothing answered.
+    Other(String),
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectFailure::Refused(code) => write!(f, "refused with {code:?}"),
+            ConnectFailure::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 fn connect(
     broker: SocketAddr,
     client_id: &str,
     login: Option<(&str, &str)>,
-) -> Result<(Client, Connection), String> {
+) -> Result<(Client, Connection), ConnectFailure> {
     let mut opts = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_max_packet_size(64 << 20, 64 << 20);
@@ -87,15 +105,26 @@ fn connect(
                 return if ack.code == ConnectReturnCode::Success {
                     Ok((client, conn))
                 } else {
-                    Err(format!("{:?}", ack.code))
+                    Err(ConnectFailure::Refused(ack.code))
                 };
             }
             Ok(Ok(_)) | Err(_) => {}
-            Ok(Err(ConnectionError::ConnectionRefused(code))) => return Err(format!("{code:?}")),
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Err(ConnectionError::ConnectionRefused(code))) => {
+                return Err(ConnectFailure::Refused(code))
+            }
+            Ok(Err(e)) => return Err(ConnectFailure::Other(e.to_string())),
         }
     }
-    Err("no answer".into())
+    Err(ConnectFailure::Other("no answer".into()))
+}
+
+/// The code the broker refused a login with; fails the test when `who` got in or was not answered.
+fn refusal(attempt: Result<(Client, Connection), ConnectFailure>, who: &str) -> ConnectReturnCode {
+    match attempt {
+        Ok(_) => panic!("{who} was let in"),
+        Err(ConnectFailure::Refused(code)) => code,
+        Err(ConnectFailure::Other(e)) => panic!("{who}: the broker did not refuse the login ({e})"),
+    }
 }
 
 fn device_login(broker: SocketAddr, d: &Device) -> (Client, Connection) {
@@ -105,6 +134,7 @@ fn device_login(broker: SocketAddr, d: &Device) -> (Client, Connection) {
 
 /// Polls until the connection ends (true) or `within` passes (false), handing every incoming
 /// packet to `seen`.
+#[must_use = "whether the connection ended is either the point or what makes the packets seen mean anything"]
 fn closed_within(conn: &mut Connection, within: Duration, mut seen: impl FnMut(&Packet)) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -182,23 +212,29 @@ fn a_login_needs_the_issued_credentials(app: TestApp) {
     let (_gateway, broker) = start_gateway(&app, data.path());
 
     let anonymous = connect(broker, &d.client_id, None);
-    assert!(
-        anonymous.is_err(),
-        "a device without credentials was let in"
+    assert_eq!(
+        refusal(anonymous, "a device without credentials"),
+        ConnectReturnCode::NotAuthorized
     );
     let wrong = connect(
         broker,
         &d.client_id,
         Some((&d.client_id, "not-the-password")),
     );
-    assert!(wrong.is_err(), "a wrong password was let in");
+    assert_eq!(
+        refusal(wrong, "a wrong password"),
+        ConnectReturnCode::BadUserNamePassword
+    );
     let other_name = connect(broker, "someone-else", Some((&d.client_id, &d.password)));
-    assert!(
-        other_name.is_err(),
-        "a client id other than the user name was let in"
+    assert_eq!(
+        refusal(other_name, "a client id other than the user name"),
+        ConnectReturnCode::BadUserNamePassword
     );
     let unknown = connect(broker, "nobody-01", Some(("nobody-01", &d.password)));
-    assert!(unknown.is_err(), "an unregistered device was let in");
+    assert_eq!(
+        refusal(unknown, "an unregistered device"),
+        ConnectReturnCode::BadUserNamePassword
+    );
     let (_client, _conn) = device_login(broker, &d);
     assert!(refused(&app, &w, "bad_credentials") >= 4);
 }
@@ -316,11 +352,15 @@ fn a_device_reads_nothing(app: TestApp) {
     // The other device's message reaches the gateway, and not the spy.
     publish_until_stored(&app, broker, &w, &other);
     let mut leaked = 0;
-    closed_within(&mut conn, Duration::from_secs(2), |p| {
+    let closed = closed_within(&mut conn, Duration::from_secs(2), |p| {
         if matches!(p, Packet::Publish(_)) {
             leaked += 1;
         }
     });
+    assert!(
+        !closed,
+        "the spy's connection ended: that it received nothing would prove nothing"
+    );
     assert_eq!(leaked, 0, "a device received others' messages");
 }
 
@@ -342,9 +382,12 @@ fn a_disabled_device_is_refused_and_cut_off(app: TestApp) {
         closed_within(&mut conn, Duration::from_secs(8), |_| {}),
         "the disabled device's open connection stayed open"
     );
-    assert!(
-        connect(broker, &d.client_id, Some((&d.client_id, &d.password))).is_err(),
-        "a disabled device logged in"
+    assert_eq!(
+        refusal(
+            connect(broker, &d.client_id, Some((&d.client_id, &d.password))),
+            "a disabled device"
+        ),
+        ConnectReturnCode::BadUserNamePassword
     );
 
     let (status, body) = app.post(
@@ -377,9 +420,12 @@ fn rotated_credentials_replace_the_old_ones(app: TestApp) {
         closed_within(&mut conn, Duration::from_secs(8), |_| {}),
         "the connection made with the old password stayed open"
     );
-    assert!(
-        connect(broker, &d.client_id, Some((&d.client_id, &d.password))).is_err(),
-        "the old password still works"
+    assert_eq!(
+        refusal(
+            connect(broker, &d.client_id, Some((&d.client_id, &d.password))),
+            "the old password"
+        ),
+        ConnectReturnCode::BadUserNamePassword
     );
     let rotated = Device {
         password: new_password,
@@ -676,33 +722,44 @@ fn mosquitto_files_from_the_registry(app: TestApp) {
     )
     .unwrap_or_else(|e| panic!("gateway refused: {e}\n{}", broker.log()));
     gw.subscribe("suyuan/v1/#", QoS::AtLeastOnce).unwrap();
+    // What a connection receives within `within`; it must stay open meanwhile, or receiving nothing
+    // would prove nothing.
     let received = |conn: &mut Connection, within: Duration| {
         let mut topics = Vec::new();
-        closed_within(conn, within, |p| {
+        let closed = closed_within(conn, within, |p| {
             if let Packet::Publish(p) = p {
                 topics.push(p.topic.clone());
             }
         });
+        assert!(
+            !closed,
+            "a connection ended while listening (received {topics:?})"
+        );
         topics
     };
     received(&mut gw_conn, Duration::from_millis(500));
 
-    assert!(
-        connect(addr, &a.client_id, None).is_err(),
-        "anonymous let in"
+    assert_eq!(
+        refusal(connect(addr, &a.client_id, None), "anonymous"),
+        ConnectReturnCode::NotAuthorized
     );
-    assert!(
-        connect(addr, &a.client_id, Some((&a.client_id, "wrong"))).is_err(),
-        "a wrong password let in"
+    assert_eq!(
+        refusal(
+            connect(addr, &a.client_id, Some((&a.client_id, "wrong"))),
+            "a wrong password"
+        ),
+        ConnectReturnCode::NotAuthorized
     );
-    assert!(
-        connect(
-            addr,
-            &legacy.client_id,
-            Some((&legacy.client_id, &legacy.password))
-        )
-        .is_err(),
-        "a device without a Mosquitto hash let in"
+    assert_eq!(
+        refusal(
+            connect(
+                addr,
+                &legacy.client_id,
+                Some((&legacy.client_id, &legacy.password))
+            ),
+            "a device without a Mosquitto hash"
+        ),
+        ConnectReturnCode::NotAuthorized
     );
 
     // A device reads nothing.
@@ -746,13 +803,19 @@ fn mosquitto_files_from_the_registry(app: TestApp) {
     assert_eq!(status, 200);
     generate(&args);
     broker.reload();
-    assert!(
-        connect(addr, &a.client_id, Some((&a.client_id, &a.password))).is_err(),
-        "a disabled device let in after the reload"
+    assert_eq!(
+        refusal(
+            connect(addr, &a.client_id, Some((&a.client_id, &a.password))),
+            "a disabled device after the reload"
+        ),
+        ConnectReturnCode::NotAuthorized
     );
-    assert!(
-        connect(addr, &b.client_id, Some((&b.client_id, &b.password))).is_err(),
-        "an old password let in after the reload"
+    assert_eq!(
+        refusal(
+            connect(addr, &b.client_id, Some((&b.client_id, &b.password))),
+            "an old password after the reload"
+        ),
+        ConnectReturnCode::NotAuthorized
     );
     let new_b = rotated["password"].as_str().unwrap();
     connect(addr, &b.client_id, Some((&b.client_id, new_b)))

@@ -588,7 +588,11 @@ fn client_ids_per_org_migration_keeps_every_row(app: TestApp) {
         alerts.to_string().contains("harvest_within_phi"),
         "{alerts}"
     );
-    app.test_db.try_raw("DELETE FROM records").unwrap_err();
+    let refused = app
+        .test_db
+        .try_raw("DELETE FROM records")
+        .expect_err("the database refuses deleting records");
+    assert!(refused.contains("records are append-only"), "{refused}");
 
     // Client ids still identify the organisation's records.
     let mut reused = note("另一个合作社");

@@ -50,13 +50,22 @@ async fn a_killed_replica_gets_its_share_back_when_it_returns_under_its_id() {
         }
         device.publish(&topic, reading(seq, t0 + seq as i64)).await;
         if seq % 50 == 0 {
+            // Paces the device on purpose: a stream, not one burst.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
     device.wait_acked(N, Duration::from_secs(30)).await;
 
     // While A is away, B keeps storing its share, and A's share waits in A's session.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_until(
+        "replica B has stored everything it received",
+        Duration::from_secs(10),
+        || {
+            let s = b.stats();
+            s.queued == 0 && s.stored + s.refused >= s.received
+        },
+    )
+    .await;
     let waiting = N - store.reading_count() as u64;
     assert!(waiting > 0, "part of the stream waits for replica A");
     assert!(b.stats().stored > 400, "{:?}", b.stats());

@@ -36,21 +36,17 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
             // Some of the stream is in flight to the gateway, some not yet acknowledged to the
             // device, when the broker goes down.
             broker.terminate();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert!(
-                tokio::time::timeout(Duration::from_secs(2), async {
-                    while gateway.stats().connected {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                })
-                .await
-                .is_ok(),
-                "the gateway notices the broker is gone"
-            );
+            wait_until(
+                "the gateway notices the broker is gone",
+                Duration::from_secs(5),
+                || !gateway.stats().connected,
+            )
+            .await;
             broker.restart();
         }
         device.publish(&topic, reading(seq, t0 + seq as i64)).await;
         if seq % 50 == 0 {
+            // Paces the device on purpose: a stream, not one burst.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -145,7 +141,15 @@ async fn graceful_shutdown_mid_stream(addr: std::net::SocketAddr) {
         store.reading_count() as u64 == N
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(
+        "the gateway has acknowledged everything it received",
+        Duration::from_secs(10),
+        || {
+            let s = again.stats();
+            s.queued == 0 && s.acked + s.stale_acks >= s.received
+        },
+    )
+    .await;
     let stats = again.stats();
     let rewritten = store.db().readings.values().filter(|(_, w)| *w > 1).count() as u64;
     assert_eq!(

@@ -103,6 +103,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `done` every 50 ms until it holds or `timeout` passes; says whether it held.
+#[must_use = "assert on it: a wait that timed out is a failure to report"]
 pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -156,6 +157,7 @@ fn send_signal(pid: u32, signal: &str) {
 }
 
 /// Waits for a child to exit; SIGKILLs it after `timeout`. Returns whether it exited by itself.
+#[must_use = "a child that had to be killed did not stop the way the caller asked"]
 fn wait_exit(child: &mut Child, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -282,7 +284,12 @@ impl Mosquitto {
     pub fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
             send_signal(child.id(), "TERM");
-            wait_exit(&mut child, Duration::from_secs(10));
+            assert!(
+                wait_exit(&mut child, Duration::from_secs(10)),
+                "{}: mosquitto did not stop within 10 s of SIGTERM (killed, so it saved nothing):\n{}",
+                self.test,
+                self.log()
+            );
         }
     }
 
@@ -630,6 +637,19 @@ impl Publisher {
         self.shared.acked.load(Ordering::SeqCst)
     }
 
+    /// Connection errors so far.
+    pub fn connection_errors(&self) -> u64 {
+        self.shared.connection_errors.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the device has had a connection error since it had `before` (the broker went away).
+    pub fn wait_connection_lost(&self, before: u64, timeout: Duration) {
+        assert!(
+            wait_until(timeout, || self.connection_errors() > before),
+            "the device did not notice the broker going away within {timeout:?}"
+        );
+    }
+
     /// Waits until at least `n` publishes are acknowledged.
     pub fn wait_acked(&self, n: u64, timeout: Duration) {
         assert!(
@@ -643,7 +663,9 @@ impl Publisher {
 
     /// Waits until every message is published and acknowledged (or `timeout`), then stops.
     pub fn finish(mut self, timeout: Duration) -> PublishReport {
-        wait_until(timeout, || self.acked() >= self.count);
+        // Whether every publish was acknowledged is in the report (`acked`), which each caller asserts
+        // on with the rest of it.
+        let _all_acked = wait_until(timeout, || self.acked() >= self.count);
         self.stop();
         PublishReport {
             acked: self.acked(),
@@ -881,6 +903,51 @@ pub fn wait_until_ingesting(
             "the gateway did not record the status of {device} within 30 s"
         );
     }
+}
+
+/// Publishes `online` once on the status topic of `device` (which has reported no status before) and
+/// waits until the database has it. The gateway handles one broker's messages in order, and `device`
+/// published its earlier messages under the same client id, so once the status is recorded every
+/// earlier message of `device` has been handled: a marker for "the gateway is done with what the
+/// device sent", where a pause would only hope so.
+pub fn wait_handled_up_to_marker(
+    program: &Path,
+    db: &TestDb,
+    broker: SocketAddr,
+    site: i64,
+    device: &str,
+    timeout: Duration,
+) {
+    let online = format!(
+        "SELECT count(*) AS n FROM devices WHERE client_id = '{device}' AND status = 'online'"
+    );
+    assert_eq!(
+        query_count(db, &online),
+        0,
+        "{device} reported a status before: it cannot serve as a marker"
+    );
+    let out = Command::new(program)
+        .args([
+            "-h",
+            &broker.ip().to_string(),
+            "-p",
+            &broker.port().to_string(),
+        ])
+        .args(login_args(device))
+        .args(["-q", "1", "-i", device, "-t"])
+        .arg(format!("suyuan/v1/{site}/{device}/status"))
+        .args(["-m", "online"])
+        .output()
+        .expect("run mosquitto_pub");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub of the marker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_until(timeout, || query_count(db, &online) == 1),
+        "the gateway did not record the marker status of {device} within {timeout:?}: it has not handled what {device} sent before"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
