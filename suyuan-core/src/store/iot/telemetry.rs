@@ -1,5 +1,6 @@
-//! Telemetry: one stored row per MQTT message (device, time, sequence number, its metrics), written
-//! idempotently on (device, ts, seq), and the reads of readings over time.
+//! Telemetry: one stored row per reading — one object of a device's payload: its time, sequence number and
+//! metrics, as it came — written idempotently on (device, ts, seq), and the reads of readings over time
+//! (the view `readings` shows one row per metric to every query).
 
 use diesel::prelude::*;
 
