@@ -8,7 +8,7 @@ use std::time::Duration;
 use suyuan_iot_gateway::{BrokerConfig, DeviceKind, DeviceStatus, EmbeddedBroker, Reason};
 
 use super::support::*;
-use crate::support::mqtt::{forget_session, system_broker};
+use crate::support::mqtt::{forget_session, system_broker, AsyncDevice};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_broker_stores_once_and_refuses_the_rest() {
@@ -41,7 +41,7 @@ async fn ingest_and_refuse(addr: SocketAddr, prefix: &str) {
     .await;
     wait_subscribed(&gateway).await;
 
-    let device = Publisher::connect(addr, &unique_id("dev-ingest"), false);
+    let device = AsyncDevice::connect(addr, &unique_id("dev-ingest"), false);
     let t0 = now_ms() - 60_000;
     let telemetry = |site: u32, dev: &str| format!("{prefix}/{site}/{dev}/telemetry");
     let mut published = 0u64;
@@ -277,7 +277,7 @@ async fn a_message_the_database_rejects_is_refused_and_its_batch_neighbours_are_
     .await;
     wait_subscribed(&gateway).await;
 
-    let device = Publisher::connect(addr, &unique_id("dev-rej"), false);
+    let device = AsyncDevice::connect(addr, &unique_id("dev-rej"), false);
     let t0 = now_ms() - 60_000;
     for seq in 0..20u64 {
         let dev = if seq % 5 == 4 { "cold-02" } else { "cold-01" };

@@ -6,6 +6,7 @@ use std::time::Duration;
 use suyuan_iot_gateway::{BrokerConfig, DeviceKind, EmbeddedBroker};
 
 use super::support::*;
+use crate::support::mqtt::AsyncDevice;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_mid_stream_is_spooled_and_drained_in_order() {
@@ -23,7 +24,7 @@ async fn a_database_outage_mid_stream_is_spooled_and_drained_in_order() {
     .await;
     wait_subscribed(&gateway).await;
 
-    let device = Publisher::connect(addr, &unique_id("dev-outage"), false);
+    let device = AsyncDevice::connect(addr, &unique_id("dev-outage"), false);
     let topic = format!("{prefix}/1/cold-01/telemetry");
     let t0 = now_ms() - 120_000;
     const N: u64 = 1500;

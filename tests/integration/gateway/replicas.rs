@@ -15,7 +15,7 @@ use std::time::Duration;
 use suyuan_iot_gateway::DeviceKind;
 
 use super::support::*;
-use crate::support::mqtt::Mosquitto;
+use crate::support::mqtt::{AsyncDevice, Mosquitto};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_gets_its_share_back_when_it_returns_under_its_id() {
@@ -35,7 +35,7 @@ async fn a_killed_replica_gets_its_share_back_when_it_returns_under_its_id() {
     wait_subscribed(&a).await;
     wait_subscribed(&b).await;
 
-    let device = Publisher::connect(addr, "dev-replicas", false);
+    let device = AsyncDevice::connect(addr, "dev-replicas", false);
     let topic = format!("{prefix}/1/cold-01/telemetry");
     let t0 = now_ms() - 120_000;
     const N: u64 = 2000;

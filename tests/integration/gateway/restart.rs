@@ -7,7 +7,7 @@ use std::time::Duration;
 use suyuan_iot_gateway::DeviceKind;
 
 use super::support::*;
-use crate::support::mqtt::Mosquitto;
+use crate::support::mqtt::{AsyncDevice, Mosquitto};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_nothing() {
@@ -27,7 +27,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     .await;
     wait_subscribed(&gateway).await;
 
-    let device = Publisher::connect(addr, "dev-restart", true);
+    let device = AsyncDevice::connect(addr, "dev-restart", true);
     let topic = format!("{prefix}/1/cold-01/telemetry");
     let t0 = now_ms() - 120_000;
     const N: u64 = 1500;
@@ -114,7 +114,7 @@ async fn graceful_shutdown_mid_stream(addr: std::net::SocketAddr) {
     wait_subscribed(&gateway).await;
     let mut gateway = Some(gateway);
 
-    let device = Publisher::connect(addr, &unique_id("dev-graceful"), false);
+    let device = AsyncDevice::connect(addr, &unique_id("dev-graceful"), false);
     let topic = format!("{prefix}/1/cold-01/telemetry");
     let t0 = now_ms() - 120_000;
     const N: u64 = 3000;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use suyuan_iot_gateway::{BrokerConfig, DeviceKind, EmbeddedBroker};
 
 use super::support::*;
+use crate::support::mqtt::AsyncDevice;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_stops_acknowledging_and_the_broker_keeps_the_rest() {
@@ -31,7 +32,7 @@ async fn a_full_spool_stops_acknowledging_and_the_broker_keeps_the_rest() {
     wait_subscribed(&gateway).await;
     store.set_down(true);
 
-    let device = Publisher::connect(addr, &unique_id("dev-full"), false);
+    let device = AsyncDevice::connect(addr, &unique_id("dev-full"), false);
     let topic = format!("{prefix}/1/cold-01/telemetry");
     let t0 = now_ms() - 120_000;
     const N: u64 = 600;

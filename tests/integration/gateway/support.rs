@@ -1,6 +1,6 @@
 //! What the in-process gateway tests share: an in-memory store with an outage switch, the gateway's
-//! settings, a publishing device and waiting on the event. Brokers come from [`crate::support::mqtt`],
-//! the one MQTT harness of the test binary.
+//! settings, payloads and waiting on the gateway's counters. Brokers and devices come from
+//! [`crate::support::mqtt`], the one MQTT harness of the test binary.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,8 +8,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 pub use crate::support::mqtt::reading_payload;
 use suyuan_iot_gateway::{
@@ -258,71 +256,6 @@ pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() ->
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A device publishing at QoS 1 with rumqttc, counting the broker's acknowledgements.
-pub struct Publisher {
-    client: AsyncClient,
-    acked: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Publisher {
-    /// Connects in the background; `persistent` keeps its session (and unacknowledged
-    /// publishes) across a broker restart.
-    pub fn connect(addr: SocketAddr, client_id: &str, persistent: bool) -> Publisher {
-        let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
-        options
-            .set_keep_alive(Duration::from_secs(5))
-            .set_clean_session(!persistent)
-            .set_max_packet_size(64 * 1024 * 1024, 64 * 1024 * 1024);
-        let (client, mut eventloop) = AsyncClient::new(options, 10);
-        let acked = Arc::new(AtomicU64::new(0));
-        let counter = acked.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-        Publisher {
-            client,
-            acked,
-            task,
-        }
-    }
-
-    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .unwrap();
-    }
-
-    pub fn acked(&self) -> u64 {
-        self.acked.load(Ordering::SeqCst)
-    }
-
-    /// Waits until the broker acknowledged `n` publishes.
-    pub async fn wait_acked(&self, n: u64, timeout: Duration) {
-        wait_until(
-            &format!("the broker acknowledges {n} publishes"),
-            timeout,
-            || self.acked() >= n,
-        )
-        .await;
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

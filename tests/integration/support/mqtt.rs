@@ -560,6 +560,75 @@ pub fn database_url(db: &TestDb) -> String {
 // ---------------------------------------------------------------------------------------------
 // A device publishing at QoS 1
 
+/// A device publishing at QoS 1 from the test's own Tokio runtime, message by message as the test says,
+/// counting the broker's acknowledgements (the paced [`Publisher`] runs a planned stream on a thread).
+pub struct AsyncDevice {
+    client: AsyncClient,
+    acked: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AsyncDevice {
+    /// Connects in the background; `persistent` keeps its session (and unacknowledged
+    /// publishes) across a broker restart.
+    pub fn connect(addr: SocketAddr, client_id: &str, persistent: bool) -> AsyncDevice {
+        let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+        options
+            .set_keep_alive(Duration::from_secs(5))
+            .set_clean_session(!persistent)
+            .set_max_packet_size(64 * 1024 * 1024, 64 * 1024 * 1024);
+        let (client, mut eventloop) = AsyncClient::new(options, 10);
+        let acked = Arc::new(AtomicU64::new(0));
+        let counter = acked.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        AsyncDevice {
+            client,
+            acked,
+            task,
+        }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the broker acknowledged `n` publishes.
+    pub async fn wait_acked(&self, n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.acked() < n {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting until the broker acknowledges {n} publishes ({} so far)",
+                self.acked()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for AsyncDevice {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// What a [`Publisher`] sends: telemetry messages `0..count` at `per_second`, message `seq` with
 /// `ts = first_ts_ms + seq × 1000` and two metrics.
 #[derive(Debug, Clone)]
