@@ -2,8 +2,8 @@
 //! counterfeit rules make of the sequence of scans of one label.
 //!
 //! A scan stores no personal data in clear: the client is a salted hash of its network address, the
-//! place a 6-digit division code (from an IP-to-region database or the phone's location rounded to about
-//! 10 km).
+//! place a 6-digit division code (from an IP-to-region database, the built-in ip2region one or the
+//! operator's, or the phone's location rounded to about 10 km).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -58,8 +58,10 @@ text_enum!(
 text_enum!(
     /// Where a scan's region came from.
     RegionSource {
-        /// The configured IP-to-region database.
+        /// The operator's IP-to-region database (`suyuan serve --ip-regions FILE`).
         Ip = "ip",
+        /// ip2region's database built into the server, used when the operator installs none.
+        Ip2region = "ip2region",
         /// The phone's location, shared by the consumer, rounded to about 10 km.
         Location = "location",
     }

