@@ -5,7 +5,7 @@
 //!
 //! Scanners are told apart by their address, sent as `X-Forwarded-For` (the server trusts it here, as
 //! behind a proxy), not by `User-Agent`; regions come from a small IP-to-region file: 10.1/16 昆明, 10.2/16 北京, 10.3/16 玉溪,
-//! 10.4/16 广州.
+//! 10.4/16 广州; or, as out of the box, from the built-in ip2region database and public addresses.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -17,7 +17,7 @@ use suyuan_core::store::{scans, Page};
 use suyuan_core::BatchId;
 use suyuan_label_gen::{KeyId, KeyStore, LabelCode, LabelSerial};
 use suyuan_server::commands::{demo_labels, demo_media};
-use suyuan_server::scans::ScanSettings;
+use suyuan_server::scans::{IpRegionSetting, ScanSettings};
 
 use crate::support::{Backend, TestApp};
 
@@ -61,7 +61,7 @@ struct Demo {
     labels: Vec<(String, String)>,
     unactivated: String,
     void: String,
-    _regions: tempfile::NamedTempFile,
+    _regions: Option<tempfile::NamedTempFile>,
 }
 
 /// The demo behind a proxy on 127.0.0.1 (the tests' requests come from there): each request's
@@ -84,15 +84,22 @@ fn demo_with(
          10.3.0.0,10.3.255.255,530402\n10.4.0.0,10.4.255.255,440106"
     )
     .unwrap();
-    let app = TestApp::start_with(
-        backend,
-        ScanSettings {
-            ip_regions: Some(regions.path().to_owned()),
-            trusted_proxies,
-            sms_token: Some(SMS_TOKEN.into()),
-            ..Default::default()
-        },
-    )?;
+    let settings = ScanSettings {
+        ip_regions: IpRegionSetting::File(regions.path().to_owned()),
+        trusted_proxies,
+        sms_token: Some(SMS_TOKEN.into()),
+        ..Default::default()
+    };
+    demo_on(backend, settings, Some(regions))
+}
+
+/// The demo county on a server with these scan settings; `regions` is kept for as long as the demo.
+fn demo_on(
+    backend: Backend,
+    settings: ScanSettings,
+    regions: Option<tempfile::NamedTempFile>,
+) -> Option<Demo> {
+    let app = TestApp::start_with(backend, settings)?;
     let summary = suyuan_server::demo::seed(&app.db).unwrap();
     let batch = summary.showcase_batch.unwrap();
     demo_media::ensure(&app.db, &app.data_dir.path().join("media")).unwrap();
@@ -823,6 +830,122 @@ fn gs1_digital_link(d: Demo) {
         "{label}"
     );
     assert_eq!(app.get(path, None).1["recalled"], json!(true));
+}
+
+/// Out of the box (no IP-to-region file), a scan from a public address is placed by the built-in
+/// ip2region database: stored with its city and `region_source` `ip2region`, counted by region, seen by
+/// the rules; a location the phone shares still replaces it; foreign and private addresses stay unknown.
+fn the_built_in_ip2region_database_places_public_addresses(backend: Backend) {
+    let settings = ScanSettings {
+        trusted_proxies: suyuan_server::extract::TrustedProxies::parse("127.0.0.1").unwrap(),
+        ..Default::default()
+    };
+    assert_eq!(settings.ip_regions, IpRegionSetting::Builtin);
+    let Some(d) = demo_on(backend, settings, None) else {
+        return;
+    };
+    let app = &d.app;
+    // Addresses whose ranges the data places (`中国|0|云南省|昆明市|电信`, `中国|0|江苏省|南京市|0`;
+    // the unit tests in suyuan-core check them against the file), a foreign one and a private one.
+    const KUNMING_TELECOM: &str = "222.172.200.68";
+    const NANJING: &str = "114.114.114.114";
+    let kunming = format!("/{}", d.labels[2].1);
+    let nanjing = format!("/{}", d.labels[3].1);
+    let abroad = format!("/{}", d.labels[4].1);
+    let located = format!("/{}", d.labels[5].1);
+    assert_eq!(scan(app, &kunming, KUNMING_TELECOM, "a").0, 200);
+    assert_eq!(scan(app, &nanjing, NANJING, "b").0, 200);
+    assert_eq!(scan(app, &abroad, "8.8.8.8", "c").0, 200);
+    assert_eq!(scan(app, &abroad, "10.1.0.7", "c").0, 200);
+    assert_eq!(scan(app, &located, KUNMING_TELECOM, "d").0, 200);
+    // The phone that opened the last page shares its location, in Harbin: it wins over the address.
+    let status = ureq::post(&app.url("/api/v1/scans/location"))
+        .set("X-Forwarded-For", KUNMING_TELECOM)
+        .set("User-Agent", "d")
+        .send_json(json!({"code": &located[1..], "latitude": 45.8038, "longitude": 126.5349}))
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    // A forged code from Kunming is counted there.
+    let mut forged = d.labels[6].1.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(
+        scan(app, &format!("/{forged}"), KUNMING_TELECOM, "e").0,
+        200
+    );
+    app.flush_scans();
+
+    let rows: Vec<(Option<String>, Option<String>)> = app
+        .db
+        .read(|c| {
+            use diesel::prelude::*;
+            use suyuan_core::schema::scans::dsl as s;
+            Ok(suyuan_core::on_backend!(c, c => s::scans
+                .order(s::id)
+                .select((s::division_code, s::region_source))
+                .load(c))?)
+        })
+        .unwrap();
+    let pair = |code: &str, source: &str| (Some(code.to_owned()), Some(source.to_owned()));
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert_eq!(rows[0], pair("530100", "ip2region"), "{rows:?}");
+    assert_eq!(rows[1], pair("320100", "ip2region"), "{rows:?}");
+    assert_eq!(rows[2], (None, None), "8.8.8.8 is not in China: {rows:?}");
+    assert_eq!(rows[3], (None, None), "a private address: {rows:?}");
+    assert_eq!(rows[4].1.as_deref(), Some("location"), "{rows:?}");
+    assert!(
+        rows[4].0.as_deref().unwrap().starts_with("2301"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[5], pair("530100", "ip2region"), "{rows:?}");
+
+    // The regional counts name the cities; the forgery is counted in Kunming.
+    let token = login(app, "regulator");
+    let (status, v) = app.get("/api/v1/scans/regions", Some(&token));
+    assert_eq!(status, 200, "{v}");
+    let count = |code: &str, verdict: &str| {
+        v["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["division_code"] == code && c["verdict"] == verdict)
+            .map(|c| (c["scans"].clone(), c["region_name"].clone()))
+    };
+    // Kunming counts the first page of the located label too: counts are taken as scans arrive.
+    assert_eq!(
+        count("530100", "active"),
+        Some((json!(2), json!("云南省昆明市"))),
+        "{v}"
+    );
+    assert_eq!(
+        count("320100", "active"),
+        Some((json!(1), json!("江苏省南京市"))),
+        "{v}"
+    );
+    assert_eq!(count("", "active").map(|c| c.0), Some(json!(2)), "{v}");
+    assert_eq!(
+        v["forgeries_by_region"],
+        json!([["530100", "云南省昆明市", 1]]),
+        "{v}"
+    );
+    // The rules see the region: the gift boxes are not sold in Jiangsu.
+    let outside = alerts_of(app, "label_outside_area");
+    assert!(
+        outside.iter().any(|a| a.message.contains("江苏省南京市")),
+        "{outside:?}"
+    );
+}
+
+#[test]
+fn the_built_in_ip2region_database_places_public_addresses_on_sqlite() {
+    the_built_in_ip2region_database_places_public_addresses(Backend::Sqlite);
+}
+
+#[test]
+fn the_built_in_ip2region_database_places_public_addresses_on_postgres() {
+    the_built_in_ip2region_database_places_public_addresses(Backend::Postgres);
 }
 
 /// Without a trusted proxy, `X-Forwarded-For` is whatever the client wrote: one client claiming ten

@@ -49,9 +49,12 @@ pub struct ServeArgs {
     /// Run without the IoT gateway (e.g. API replicas beside separate `suyuan gateway` processes).
     #[arg(long)]
     pub no_gateway: bool,
-    /// An IP-to-region database for scan regions: CSV lines `start,end,division_code` (IPv4 or IPv6).
-    #[arg(long, env = "SUYUAN_IP_REGIONS")]
-    pub ip_regions: Option<std::path::PathBuf>,
+    /// Where a scan's region comes from when the phone shares no location: the built-in ip2region
+    /// database by default; a file of your own (CSV lines `start,end,division_code`, IPv4 or IPv6, or an
+    /// ip2region `.xdb` file); or `off`.
+    #[arg(long, env = "SUYUAN_IP_REGIONS", value_name = "FILE|off", default_value = "",
+          hide_default_value = true, value_parser = crate::scans::IpRegionSetting::parse)]
+    pub ip_regions: crate::scans::IpRegionSetting,
     /// More distinct devices than this scanning one label opens an alert (possible copied label).
     #[arg(long, env = "SUYUAN_SCAN_MAX_DEVICES", default_value_t = 5)]
     pub scan_max_devices: u32,
@@ -219,6 +222,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     state.secure_cookies = args.secure_cookies;
     state.trusted_proxies = args.trusted_proxies.clone();
     let state = state.with_public_url(&public_url);
+    match &state.scanning.ip_regions {
+        Some(db) => println!("Scan regions by IP address: {db}"),
+        None => println!("Scan regions by IP address: off (only locations that phones share)"),
+    }
     println!("溯源 Suyuan serving on http://{}", listener.local_addr()?);
     let scan_log = state.scanning.log.clone();
     crate::run(listener, state)?.await?;

@@ -40,13 +40,16 @@ pub fn request_hash(salt: &str, ip: Option<IpAddr>) -> String {
     client_hash(salt, &crate::extract::client_key(ip))
 }
 
-/// The region of an address, from the IP-to-region database when one is installed.
+/// The region of an address in the IP-to-region database (ip2region's unless the operator installed
+/// another, none when turned off), with that database as its source. A location the phone shares later
+/// replaces it (`POST /api/v1/scans/location`).
 pub fn ip_region(regions: Option<&IpRegions>, ip: Option<IpAddr>) -> Option<ScanRegion> {
-    let code = regions?.lookup(ip?)?;
+    let regions = regions?;
+    let code = regions.lookup(ip?)?;
     let (latitude, longitude) = region::division(code)?.point()?;
     Some(ScanRegion {
         division_code: code.to_owned(),
-        source: RegionSource::Ip,
+        source: regions.source(),
         latitude,
         longitude,
     })
@@ -84,6 +87,32 @@ mod tests {
         assert_ne!(
             request_hash("salt", ip("2001:db8:5:6::1")),
             request_hash("salt", ip("2001:db8:5:7::1"))
+        );
+    }
+
+    #[test]
+    fn an_address_s_region_comes_from_the_built_in_ip2region_database() {
+        let db = IpRegions::ip2region().unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // 114.114.114.114 is `中国|0|江苏省|南京市|0` in the data.
+        let r = ip_region(Some(&db), ip("114.114.114.114")).unwrap();
+        assert_eq!(r.division_code, "320100");
+        assert_eq!(r.source, RegionSource::Ip2region);
+        let (lat, lon) = region::division("320100").unwrap().point().unwrap();
+        assert_eq!((r.latitude, r.longitude), (lat, lon));
+        assert!(ip_region(Some(&db), ip("127.0.0.1")).is_none());
+        assert!(ip_region(Some(&db), ip("8.8.8.8")).is_none());
+        assert!(ip_region(Some(&db), None).is_none());
+        assert!(ip_region(None, ip("114.114.114.114")).is_none());
+    }
+
+    #[test]
+    fn an_operator_s_database_is_the_ip_source() {
+        let db = IpRegions::from_reader("1.0.0.0,1.0.0.255,530102\n".as_bytes(), "ip.csv").unwrap();
+        let r = ip_region(Some(&db), Some("1.0.0.9".parse().unwrap())).unwrap();
+        assert_eq!(
+            (r.division_code.as_str(), r.source),
+            ("530102", RegionSource::Ip)
         );
     }
 
