@@ -9,8 +9,9 @@
 //! with the gazetteer ([`super::division_by_names`]) once, when the file is loaded, one name at a time
 //! (a few thousand distinct answers for 720,000 ranges). Ranges outside China, private ranges and ranges
 //! without even a province are left out, and neighbouring ranges with the same code are merged: the
-//! built-in data becomes about 100,000 ranges of 12 bytes (a little over 1 MiB in memory). A lookup is
-//! then a binary search over the ranges' starts, without parsing or allocating; the embedded file itself
+//! built-in data becomes 60,848 ranges of 12 bytes (0.7 MiB in memory), made in about 45 ms by a release
+//! build (a second by a debug one). A lookup is then a binary search over the ranges' starts, without
+//! parsing or allocating (about 50 ns in a release build); the embedded file itself
 //! is read once at start and never again (its pages are the binary's, which the system can drop).
 
 use std::collections::HashMap;
@@ -259,8 +260,8 @@ impl fmt::Display for IpRegions {
 }
 
 impl IpRegions {
-    /// ip2region's database built into the server, mapped to division codes on first use (about a
-    /// tenth of a second in a release build; later calls share the table).
+    /// ip2region's database built into the server, mapped to division codes on first use (about 45 ms
+    /// in a release build; later calls share the table).
     pub fn ip2region() -> Result<Self, IpRegionsError> {
         static BUILTIN: OnceLock<Result<IpRegions, String>> = OnceLock::new();
         BUILTIN
