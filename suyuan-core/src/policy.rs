@@ -46,6 +46,47 @@ pub fn ensure_read_batch(actor: &Actor, batch: &Batch, rel: BatchRelation) -> Co
     }
 }
 
+/// Which batches an actor may read, as a filter the store turns into a query over many batches (a period
+/// export): the same rule as [`can_read_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchReadScope {
+    /// Regulators and operators: every batch.
+    All,
+    /// The batches the organisation made, holds or is receiving, and — for an inspector — those its lab was
+    /// asked to inspect.
+    Org { org: OrgId, inspected: bool },
+}
+
+/// The batches the actor may read.
+pub fn batch_read_scope(actor: &Actor) -> BatchReadScope {
+    if reads_everything(actor.role) {
+        BatchReadScope::All
+    } else {
+        BatchReadScope::Org {
+            org: actor.org_id,
+            inspected: actor.role == Role::Inspector,
+        }
+    }
+}
+
+/// May the actor read the trace of this batch (its lineage backward and forward, with the records and
+/// transformations of every batch on it, as `GET /batches/{id}/trace` and the trace export show it)?
+/// Whoever may read the batch: where it came from and where it went is what its holder answers for, in a
+/// recall above all.
+pub fn ensure_read_trace(actor: &Actor, batch: &Batch, rel: BatchRelation) -> CoreResult<()> {
+    ensure_read_batch(actor, batch, rel)
+}
+
+/// May the actor read this background export? Only the person who asked for it: it holds what that person
+/// may read.
+pub fn ensure_read_export(actor: &Actor, requested_by: crate::UserId) -> CoreResult<()> {
+    if actor.user_id == requested_by {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound { what: "export" })
+    }
+}
+
 /// May the actor append a record of this kind to the batch?
 pub fn ensure_write_record(
     actor: &Actor,
