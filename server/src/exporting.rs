@@ -81,7 +81,10 @@ impl Exporter {
         suyuan_core::db::create_private_dirs(&settings.dir)?;
         let stalled = db.write(|c| jobs::fail_stalled(c, STALLED_MS))?;
         if stalled > 0 {
-            tracing::warn!(exports = stalled, "exports interrupted by a stop were marked failed");
+            tracing::warn!(
+                exports = stalled,
+                "exports interrupted by a stop were marked failed"
+            );
         }
         let pending = db.read(jobs::queued)?;
         let (tx, rx) = mpsc::channel::<ExportId>();
@@ -176,7 +179,8 @@ fn write(
     let name = format!("export-{}.{}", job.id, job.format.extension());
     let path = settings.dir.join(&name);
     let partial = settings.dir.join(format!("{name}.partial"));
-    let io = |e: std::io::Error| CoreError::Internal(format!("export file {}: {e}", partial.display()));
+    let io =
+        |e: std::io::Error| CoreError::Internal(format!("export file {}: {e}", partial.display()));
     let file = std::fs::File::create(&partial).map_err(io)?;
     let mut last = Instant::now();
     let mut progress = |done: i64, total: i64| {
@@ -202,9 +206,7 @@ fn write(
             return Err(e);
         }
     };
-    let file = out
-        .into_inner()
-        .map_err(|e| io(e.into_error()))?;
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     let bytes = file.metadata().map_err(io)?.len();
     std::fs::rename(&partial, &path).map_err(io)?;

@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{demo_labels, demo_media, DataArgs};
-use crate::iot::run::{BrokerChoice, RunningGateway};
 use crate::exporting::{ExportSettings, Exporter};
+use crate::iot::run::{BrokerChoice, RunningGateway};
 use crate::minting::{MintSettings, Minter};
 use crate::state::AppState;
 

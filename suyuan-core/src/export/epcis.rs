@@ -138,13 +138,19 @@ fn namespace() -> uuid::Uuid {
 /// The stable id of the event a record (or a correction) stands for.
 pub fn record_event_id(org: crate::OrgId, client_id: &uuid::Uuid) -> String {
     let name = format!("record:{org}:{client_id}");
-    format!("urn:uuid:{}", uuid::Uuid::new_v5(&namespace(), name.as_bytes()))
+    format!(
+        "urn:uuid:{}",
+        uuid::Uuid::new_v5(&namespace(), name.as_bytes())
+    )
 }
 
 /// The stable id of a transformation's event.
 pub fn transformation_event_id(org: crate::OrgId, client_id: &str) -> String {
     let name = format!("transformation:{org}:{client_id}");
-    format!("urn:uuid:{}", uuid::Uuid::new_v5(&namespace(), name.as_bytes()))
+    format!(
+        "urn:uuid:{}",
+        uuid::Uuid::new_v5(&namespace(), name.as_bytes())
+    )
 }
 
 /// A time as EPCIS writes it, in China time.
@@ -361,11 +367,7 @@ fn object_event(
     Value::Object(m)
 }
 
-fn transformation_event(
-    ids: &Identifiers,
-    t: &TransformationInfo,
-    entry: &TrackedEvent,
-) -> Value {
+fn transformation_event(ids: &Identifiers, t: &TransformationInfo, entry: &TrackedEvent) -> Value {
     let list = |amounts: &[LotAmount], unmapped: &mut Vec<String>| -> Vec<Value> {
         amounts
             .iter()

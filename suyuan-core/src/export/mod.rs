@@ -133,7 +133,8 @@ impl<W: Write + Seek + Send> XlsxSheet<W> {
         sheet.set_row_height(0, 30).map_err(xlsx)?;
         // The header stays in view and every column can be sorted and filtered.
         sheet.set_freeze_panes(1, 0).map_err(xlsx)?;
-        let last_col = u16::try_from(COLUMNS.len() - 1).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let last_col =
+            u16::try_from(COLUMNS.len() - 1).map_err(|e| CoreError::Internal(e.to_string()))?;
         sheet
             .autofilter(0, 0, XLSX_MAX_ROWS - 1, last_col)
             .map_err(xlsx)?;
@@ -180,7 +181,8 @@ impl<W: Write + Seek + Send> XlsxSheet<W> {
     fn finish(mut self) -> CoreResult<W> {
         // The filter covers the rows written (set again now that their number is known).
         let last_row = self.row.saturating_sub(1).max(1);
-        let last_col = u16::try_from(COLUMNS.len() - 1).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let last_col =
+            u16::try_from(COLUMNS.len() - 1).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.workbook
             .worksheet_from_index(0)
             .map_err(xlsx)?

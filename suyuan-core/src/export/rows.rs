@@ -209,14 +209,7 @@ pub fn describe(place: &Place) -> String {
 fn inputs(amounts: &[LotAmount]) -> String {
     amounts
         .iter()
-        .map(|a| {
-            format!(
-                "{} {} {}",
-                a.lot.batch.lot_code,
-                number(a.quantity),
-                a.unit
-            )
-        })
+        .map(|a| format!("{} {} {}", a.lot.batch.lot_code, number(a.quantity), a.unit))
         .collect::<Vec<_>>()
         .join("；")
 }
@@ -263,7 +256,8 @@ pub fn summary(details: &RecordDetails) -> String {
         RecordDetails::Sowing(s) => join(vec![
             Some(format!("品种 {}", s.variety)),
             s.seed_source.as_ref().map(|x| format!("种源 {x}")),
-            s.quantity.map(|q| format!("{} {}", n(q), s.unit.as_deref().unwrap_or(""))),
+            s.quantity
+                .map(|q| format!("{} {}", n(q), s.unit.as_deref().unwrap_or(""))),
             s.note.clone(),
         ]),
         RecordDetails::Fertilising(f) => join(vec![
@@ -291,16 +285,17 @@ pub fn summary(details: &RecordDetails) -> String {
         RecordDetails::Processing(p) => join(vec![Some(p.operation.clone()), p.note.clone()]),
         RecordDetails::Packing(p) => join(vec![
             Some(format!("{} × {}", p.package_count, p.package_type)),
-            p.net_quantity_per_package.map(|q| {
-                format!("每件净含量 {} {}", n(q), p.unit.as_deref().unwrap_or(""))
-            }),
+            p.net_quantity_per_package
+                .map(|q| format!("每件净含量 {} {}", n(q), p.unit.as_deref().unwrap_or(""))),
         ]),
         RecordDetails::Inspection(i) => inspection(i),
         RecordDetails::Shipping(s) => join(vec![
             s.carrier.as_ref().map(|c| format!("承运 {c}")),
             s.vehicle_plate.as_ref().map(|v| format!("车牌 {v}")),
         ]),
-        RecordDetails::Receiving(r) => join(vec![r.condition.as_ref().map(|c| format!("状况 {c}"))]),
+        RecordDetails::Receiving(r) => {
+            join(vec![r.condition.as_ref().map(|c| format!("状况 {c}"))])
+        }
         RecordDetails::Note(note) => note.text.clone(),
         RecordDetails::Recall(r) => format!("召回：{}（起源批次 {}）", r.reason, r.origin_batch_id),
         RecordDetails::Correction(c) => format!("更正记录 {}：{}", c.supersedes, c.reason),
@@ -321,6 +316,9 @@ mod tests {
             .single()
             .unwrap_or_default();
         assert_eq!(iso_china(t), "2026-10-03T08:12:00+08:00");
-        assert_eq!(COLUMNS[EVENT_TIME_COLUMN].header, "发生时间(北京时间) Event time (UTC+8)");
+        assert_eq!(
+            COLUMNS[EVENT_TIME_COLUMN].header,
+            "发生时间(北京时间) Event time (UTC+8)"
+        );
     }
 }

@@ -108,13 +108,15 @@ mod tests {
     #[test]
     fn every_code_has_the_shape_epcis_asks() {
         for unit in [
-            "kg", "g", "t", "斤", "两", "担", "lb", "l", "ml", "m3", "个", "箱", "件", "袋", "筐", "框",
-            "瓶", "罐", "托", "打",
+            "kg", "g", "t", "斤", "两", "担", "lb", "l", "ml", "m3", "个", "箱", "件", "袋", "筐",
+            "框", "瓶", "罐", "托", "打",
         ] {
             let (code, factor) = uncefact(unit).unwrap_or_else(|| panic!("{unit}"));
             assert!(
                 (2..=3).contains(&code.len())
-                    && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+                    && code
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
                 "{unit} → {code}"
             );
             assert!(factor > 0.0);

@@ -293,7 +293,11 @@ mod tests {
             "unknown_format"
         );
         assert_eq!(
-            err(ask("csv", Some("2026-10-02"), Some("2026-10-01T00:00:00+08:00"))),
+            err(ask(
+                "csv",
+                Some("2026-10-02"),
+                Some("2026-10-01T00:00:00+08:00")
+            )),
             "invalid_period"
         );
         assert_eq!(

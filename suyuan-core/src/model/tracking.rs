@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::enums::text_enum;
 use super::{
-    Batch, CorrectionState, LineageKind, Organisation, Product, Record, RecordDetails, RecordKind, Site,
+    Batch, CorrectionState, LineageKind, Organisation, Product, Record, RecordDetails, RecordKind,
+    Site,
 };
 use crate::{OrgId, TransformationId};
 

@@ -43,7 +43,11 @@ fn missing(what: &'static str) -> CoreError {
 }
 
 impl Directory {
-    fn orgs(&mut self, conn: &mut DbConnection, ids: impl IntoIterator<Item = OrgId>) -> CoreResult<()> {
+    fn orgs(
+        &mut self,
+        conn: &mut DbConnection,
+        ids: impl IntoIterator<Item = OrgId>,
+    ) -> CoreResult<()> {
         let want: Vec<i64> = ids
             .into_iter()
             .filter(|id| !self.orgs.contains_key(id))
@@ -60,7 +64,11 @@ impl Directory {
         Ok(())
     }
 
-    fn sites(&mut self, conn: &mut DbConnection, ids: impl IntoIterator<Item = SiteId>) -> CoreResult<()> {
+    fn sites(
+        &mut self,
+        conn: &mut DbConnection,
+        ids: impl IntoIterator<Item = SiteId>,
+    ) -> CoreResult<()> {
         let want: Vec<i64> = ids
             .into_iter()
             .filter(|id| !self.sites.contains_key(id))
@@ -78,7 +86,11 @@ impl Directory {
         self.orgs(conn, orgs)
     }
 
-    fn lots(&mut self, conn: &mut DbConnection, ids: impl IntoIterator<Item = BatchId>) -> CoreResult<()> {
+    fn lots(
+        &mut self,
+        conn: &mut DbConnection,
+        ids: impl IntoIterator<Item = BatchId>,
+    ) -> CoreResult<()> {
         let want: Vec<i64> = ids
             .into_iter()
             .filter(|id| !self.lots.contains_key(id))
@@ -126,7 +138,10 @@ impl Directory {
     }
 
     fn org(&self, id: OrgId) -> CoreResult<Arc<Organisation>> {
-        self.orgs.get(&id).cloned().ok_or_else(|| missing("organisation"))
+        self.orgs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| missing("organisation"))
     }
 
     fn lot(&self, id: BatchId) -> CoreResult<Arc<Lot>> {
@@ -189,7 +204,10 @@ impl Directory {
     }
 
     /// Inputs with the amounts the request named (in each input's unit), outputs with the lots made.
-    #[expect(clippy::too_many_arguments, reason = "the columns of one transformation row")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the columns of one transformation row"
+    )]
     fn transformation_info(
         &self,
         id: TransformationId,
@@ -268,7 +286,11 @@ struct Batchful {
 }
 
 /// Turns records into tracked events, loading what the directory lacks.
-fn build(conn: &mut DbConnection, dir: &mut Directory, page: Batchful) -> CoreResult<Vec<TrackedEvent>> {
+fn build(
+    conn: &mut DbConnection,
+    dir: &mut Directory,
+    page: Batchful,
+) -> CoreResult<Vec<TrackedEvent>> {
     let Batchful {
         records,
         mut corrections,
@@ -490,11 +512,7 @@ macro_rules! period_filter {
         }
         if let Some(product) = query.period.product_id {
             q = q.filter(
-                r::batch_id.eq_any(
-                    b::batches
-                        .filter(b::product_id.eq(product.0))
-                        .select(b::id),
-                ),
+                r::batch_id.eq_any(b::batches.filter(b::product_id.eq(product.0)).select(b::id)),
             );
         }
         if let BatchReadScope::Org { org, inspected } = query.access {

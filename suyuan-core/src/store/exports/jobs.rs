@@ -4,7 +4,9 @@
 use diesel::prelude::*;
 
 use crate::error::{CoreError, CoreResult, OptionalExt};
-use crate::model::{Actor, ExportFormat, ExportId, ExportJob, ExportScope, ExportStatus, MAX_EXPORT_EVENTS};
+use crate::model::{
+    Actor, ExportFormat, ExportId, ExportJob, ExportScope, ExportStatus, MAX_EXPORT_EVENTS,
+};
 use crate::on_backend;
 use crate::policy;
 use crate::schema::exports::dsl as x;
@@ -34,7 +36,8 @@ struct ExportRow {
 
 impl ExportRow {
     fn into_model(self) -> CoreResult<ExportJob> {
-        let bad = |what: &str, v: &str| CoreError::Internal(format!("unexpected export {what} {v:?}"));
+        let bad =
+            |what: &str, v: &str| CoreError::Internal(format!("unexpected export {what} {v:?}"));
         Ok(ExportJob {
             id: ExportId(self.id),
             requested_by: UserId(self.requested_by),
@@ -72,7 +75,10 @@ impl Default for ExportLimits {
 }
 
 fn open_statuses() -> [&'static str; 2] {
-    [ExportStatus::Queued.as_str(), ExportStatus::Running.as_str()]
+    [
+        ExportStatus::Queued.as_str(),
+        ExportStatus::Running.as_str(),
+    ]
 }
 
 /// Counts the events of an export `actor` asks for, checking that what it covers exists and may be read
@@ -120,7 +126,8 @@ pub fn create(
             ),
         });
     }
-    let all: i64 = on_backend!(conn, c => x::exports.filter(x::status.eq_any(open)).count().get_result(c))?;
+    let all: i64 =
+        on_backend!(conn, c => x::exports.filter(x::status.eq_any(open)).count().get_result(c))?;
     if all >= limits.overall {
         return Err(CoreError::Limited {
             code: "too_many_exports",

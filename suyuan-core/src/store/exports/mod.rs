@@ -10,7 +10,9 @@ pub mod jobs;
 
 use std::io::{Seek, Write};
 
-pub use gather::{count_period, count_trace, period_page, trace_events, Cursor, Directory, PeriodQuery};
+pub use gather::{
+    count_period, count_trace, period_page, trace_events, Cursor, Directory, PeriodQuery,
+};
 
 use crate::db::Database;
 use crate::error::CoreResult;
