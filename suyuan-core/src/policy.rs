@@ -5,7 +5,9 @@
 //! - an inspector records inspections on batches their lab was asked to inspect, and reads those batches;
 //! - regulators read everything and recall; members of the organisation that made a batch may recall it too;
 //! - operators manage organisations and accounts and read everything;
-//! - nobody unauthenticated reads anything but the public story of a batch (see `store::public`).
+//! - nobody unauthenticated reads anything but the public story of a batch (see `store::public`);
+//! - exports show what the caller may read: a batch's trace to whoever may read the batch, a period's events
+//!   of the batches the caller may read, a background export's file only to whoever asked for it.
 //!
 //! Reads of something the caller may not see answer 404 rather than 403, so ids cannot be probed.
 

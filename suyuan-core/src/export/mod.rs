@@ -33,7 +33,7 @@ pub struct WriteOptions {
 
 /// Writes events in one of the export formats.
 pub enum ExportWriter<W: Write + Seek + Send> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Xlsx(Box<XlsxSheet<W>>),
     Epcis(epcis::EpcisWriter<W>),
 }
@@ -75,7 +75,7 @@ impl<W: Write + Seek + Send> ExportWriter<W> {
                     .from_writer(out);
                 w.write_record(COLUMNS.iter().map(|c| c.header))
                     .map_err(csv_error)?;
-                ExportWriter::Csv(w)
+                ExportWriter::Csv(Box::new(w))
             }
             ExportFormat::Xlsx => ExportWriter::Xlsx(Box::new(XlsxSheet::new(out)?)),
             ExportFormat::Epcis => ExportWriter::Epcis(epcis::EpcisWriter::new(
@@ -179,7 +179,7 @@ impl<W: Write + Seek + Send> XlsxSheet<W> {
     }
 
     fn finish(mut self) -> CoreResult<W> {
-        // The filter covers the rows written (set again now that their number is known).
+        // The filter covers the rows written, so every column can be sorted and filtered.
         let last_row = self.row.saturating_sub(1).max(1);
         let last_col =
             u16::try_from(COLUMNS.len() - 1).map_err(|e| CoreError::Internal(e.to_string()))?;
