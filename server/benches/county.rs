@@ -17,8 +17,10 @@
 //!    `POST /records/sync` with 500 records per request. Every answer is checked, and the stored rows are
 //!    counted afterwards.
 //! 3. Traces random batches backward and forward as the regulator (median, p99, batches per trace).
-//! 4. Recalls the lot with 1,000 downstream batches and checks that 1,001 batches were recalled.
-//! 5. Verifies every hash chain, then prints the figures against the targets.
+//! 4. Exports the trace of the lot with 1,000 downstream batches (1,001 batches with their records and
+//!    transformations) as CSV, XLSX and EPCIS through `GET /batches/{id}/export` (median, p95).
+//! 5. Recalls that lot and checks that 1,001 batches were recalled.
+//! 6. Verifies every hash chain, then prints the figures against the targets.
 //!
 //! A PostgreSQL run gets a fresh schema (`bench_<random>`), dropped at the end unless `--keep`; an SQLite run
 //! a temporary folder. The process exits non-zero when a check fails (a wrong status, a missing row, a broken
@@ -54,6 +56,8 @@ const TARGET_CAPTURE_PER_S: f64 = 5_000.0;
 const TARGET_TRACE_P99_MS: f64 = 50.0;
 /// A recall of 1,000 downstream batches, in seconds.
 const TARGET_RECALL_S: f64 = 1.0;
+/// p95 of a 1,000-batch trace export, in seconds.
+const TARGET_EXPORT_P95_S: f64 = 2.0;
 /// Downstream batches of the recall lot.
 const RECALL_DOWNSTREAM: usize = 1_000;
 /// Every generated account's password.
@@ -98,6 +102,9 @@ struct Args {
     /// Traces per direction.
     #[arg(long, default_value_t = 500)]
     traces: usize,
+    /// Exports of the 1,000-batch trace per format.
+    #[arg(long, default_value_t = 20)]
+    exports: usize,
     /// Seed of the generated county.
     #[arg(long, default_value_t = 530_424)]
     seed: u64,
@@ -2024,6 +2031,97 @@ fn traces(server: &Server, index: &Index, args: &Args, report: &mut Report) -> R
     Ok(())
 }
 
+/// Exports the trace of the recall lot (itself and 1,000 downstream batches) in each format, as the
+/// regulator, and checks every answer.
+fn trace_exports(server: &Server, index: &Index, args: &Args, report: &mut Report) -> Result<()> {
+    let root = index
+        .recall_root
+        .ok_or_else(|| anyhow!("no recall lot was generated"))?;
+    let agent = agent();
+    let token = login(&agent, &server.base, "regulator")?;
+    for format in ["csv", "xlsx", "epcis"] {
+        let url = format!(
+            "{}/api/v1/batches/{root}/export?format={format}",
+            server.base
+        );
+        let mut seconds = Vec::with_capacity(args.exports);
+        let mut sizes = Vec::with_capacity(args.exports);
+        let mut failures = 0;
+        let mut events = 0;
+        // One more than measured: the first warms the caches.
+        for i in 0..=args.exports {
+            let started = Instant::now();
+            let resp = match agent
+                .get(&url)
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+            {
+                Ok(r) => r,
+                Err(ureq::Error::Status(_, r)) => r,
+                Err(e) => return Err(anyhow!("GET {url}: {e}")),
+            };
+            let status = resp.status();
+            let mut body = Vec::new();
+            resp.into_reader().read_to_end(&mut body)?;
+            let took = started.elapsed().as_secs_f64();
+            if status != 200 {
+                failures += 1;
+                println!(
+                    "  !! export {format} answered {status}: {:.300}",
+                    String::from_utf8_lossy(&body)
+                );
+                continue;
+            }
+            if format == "csv" {
+                events = body
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .count()
+                    - 1;
+            }
+            if i > 0 {
+                seconds.push(took);
+                sizes.push(body.len());
+            }
+        }
+        seconds.sort_by(f64::total_cmp);
+        let lat = ExportLatency {
+            median_s: percentile(&seconds, 0.5),
+            p95_s: percentile(&seconds, 0.95),
+            mean_kib: sizes.iter().sum::<usize>() as f64 / sizes.len().max(1) as f64 / 1024.0,
+        };
+        println!(
+            "trace export {format:<5} (1,001 batches{}, {} runs): median {:.3} s, p95 {:.3} s, {:.0} KiB",
+            if events > 0 { format!(", {events} events") } else { String::new() },
+            seconds.len(),
+            lat.median_s,
+            lat.p95_s,
+            lat.mean_kib
+        );
+        report.check(
+            failures == 0,
+            format!(
+                "every {format} export of the 1,000-batch trace answered 200 ({failures} did not)"
+            ),
+        );
+        if format == "csv" {
+            report.check(
+                events > RECALL_DOWNSTREAM,
+                format!("the CSV export of the 1,000-batch trace holds {events} events (at least one per batch)"),
+            );
+        }
+        report.exports.push((format, lat));
+    }
+    Ok(())
+}
+
+/// Server time of an export, in seconds.
+struct ExportLatency {
+    median_s: f64,
+    p95_s: f64,
+    mean_kib: f64,
+}
+
 fn recall(server: &Server, db: &Database, index: &Index, report: &mut Report) -> Result<()> {
     let root = index
         .recall_root
@@ -2131,6 +2229,7 @@ fn run_backend(backend: db::Backend, args: &Args) -> Result<Report> {
             capture_single(&server, &db, &county, &index, args, &mut report)?;
             capture_sync(&server, &db, &county, &index, args, &mut report)?;
             traces(&server, &index, args, &mut report)?;
+            trace_exports(&server, &index, args, &mut report)?;
             recall(&server, &db, &index, &mut report)?;
             Ok(())
         })();
@@ -2160,6 +2259,7 @@ struct Report {
     trace_backward: Option<Latency>,
     trace_forward: Option<Latency>,
     recall_s: Option<f64>,
+    exports: Vec<(&'static str, ExportLatency)>,
     checks: usize,
     problems: Vec<String>,
 }
@@ -2174,6 +2274,7 @@ impl Report {
             trace_backward: None,
             trace_forward: None,
             recall_s: None,
+            exports: Vec::new(),
             checks: 0,
             problems: Vec::new(),
         }
@@ -2231,6 +2332,15 @@ impl Report {
                 "recall of 1,000 downstream ≤ 1 s",
                 s,
                 verdict(s <= TARGET_RECALL_S)
+            );
+        }
+        for (format, l) in &self.exports {
+            println!(
+                "  {:<44} {:>19.3} s  {}  (median {:.3} s)",
+                format!("1,000-batch trace export {format:<5} p95 ≤ 2 s"),
+                l.p95_s,
+                verdict(l.p95_s <= TARGET_EXPORT_P95_S),
+                l.median_s
             );
         }
         println!(

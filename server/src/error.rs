@@ -53,6 +53,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Request(status, ..) => *status,
             ApiError::Core(e) => match e {
+                CoreError::BadRequest { .. } => StatusCode::BAD_REQUEST,
                 CoreError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
                 CoreError::Forbidden(_) => StatusCode::FORBIDDEN,

@@ -11,6 +11,7 @@
 //! - [`openapi`]: the OpenAPI document generated from the handlers' annotations;
 //! - [`commands`]: the subcommands of the `suyuan` binary;
 //! - [`demo`]: the demo county seeded by `suyuan serve --demo`, through the store functions the API uses;
+//! - [`exporting`]: period (and large trace) exports written in the background, their files under `DATA/exports`;
 //! - [`minting`]: label runs written in the background (API) or in the foreground (command line);
 //! - [`scans`]: what a consumer's scan does: verdict, story, client hash and region, the scan log.
 //!
@@ -20,6 +21,7 @@ pub mod api;
 pub mod commands;
 pub mod demo;
 pub mod error;
+pub mod exporting;
 pub mod extract;
 pub mod iot;
 pub mod media;

@@ -68,6 +68,10 @@ macro_rules! documented_api {
             scans::regions::regions,
             scans::sms::inbound,
             public::recall_status::recall_status,
+            exports::trace::trace,
+            exports::create::create,
+            exports::get::get,
+            exports::file::file,
         }
     };
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use suyuan_core::Database;
 
+use crate::exporting::Exporter;
 use crate::minting::Minter;
 use crate::scans::{ScanSettings, Scanning};
 
@@ -19,6 +20,9 @@ pub struct AppState {
     /// Mints label runs asked for through the API; `None` where the server has no data folder for
     /// keys and files (label runs are then refused with 503).
     pub minter: Option<Arc<Minter>>,
+    /// Writes period exports in the background; `None` where the server has no data folder for their
+    /// files (they are then refused with 503; a batch's trace is still exported within its request).
+    pub exporter: Option<Arc<Exporter>>,
     /// Host written into label URLs when a run does not name one (`SUYUAN_PUBLIC_HOST`), and the host
     /// of absolute links the server writes (the GS1 linkset); never taken from the request's `Host`.
     pub public_host: String,
@@ -40,6 +44,7 @@ impl AppState {
             secure_cookies: false,
             trusted_proxies: Default::default(),
             minter: None,
+            exporter: None,
             public_host: "localhost".into(),
             public_scheme: "https",
             media_dir: None,
@@ -65,6 +70,12 @@ impl AppState {
     /// The public base URL, `scheme://host`, without a trailing slash.
     pub fn public_base(&self) -> String {
         format!("{}://{}", self.public_scheme, self.public_host)
+    }
+
+    /// Adds the background exporter.
+    pub fn with_exporter(mut self, exporter: Arc<Exporter>) -> Self {
+        self.exporter = Some(exporter);
+        self
     }
 
     /// Adds the background label minter.

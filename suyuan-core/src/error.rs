@@ -12,6 +12,10 @@ pub type CoreResult<T> = Result<T, CoreError>;
 /// Everything that can go wrong in a domain operation.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
+    /// A request that cannot be read as asked (400): e.g. an unknown export format, a period that ends
+    /// before it starts.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
     /// Input that parsed but breaks a rule of the domain (422).
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
@@ -75,6 +79,14 @@ impl CoreError {
         }
     }
 
+    /// A 400 with a stable code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        CoreError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// A 409 with a stable code and no further details.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         CoreError::Conflict {
@@ -88,6 +100,7 @@ impl CoreError {
     pub fn code(&self) -> &'static str {
         match self {
             CoreError::Invalid { code, .. }
+            | CoreError::BadRequest { code, .. }
             | CoreError::Conflict { code, .. }
             | CoreError::Limited { code, .. } => code,
             CoreError::NotFound { .. } => "not_found",

@@ -11,6 +11,8 @@
 //! - [`texts`]: the words the rules store (alert messages, status reasons);
 //! - [`policy`]: who may do what; every write and every private read asks it;
 //! - [`store`]: every query, one module per aggregate; nothing outside this crate imports diesel;
+//! - [`export`]: tracking events written as files: the FSMA 204-style spreadsheet (CSV, XLSX) and the
+//!   EPCIS 2.0 JSON-LD document;
 //! - [`auth`]: passwords (argon2) and session / API tokens;
 //! - [`time`]: stored milliseconds, RFC 3339 in the API, China time for days and dates;
 //! - [`writer`]: SQLite's group commit (writes on their callers' threads, one fsync per group);
@@ -22,6 +24,7 @@ pub mod auth;
 pub mod chain;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod model;
 pub mod policy;

@@ -5,7 +5,9 @@
 //! - an inspector records inspections on batches their lab was asked to inspect, and reads those batches;
 //! - regulators read everything and recall; members of the organisation that made a batch may recall it too;
 //! - operators manage organisations and accounts and read everything;
-//! - nobody unauthenticated reads anything but the public story of a batch (see `store::public`).
+//! - nobody unauthenticated reads anything but the public story of a batch (see `store::public`);
+//! - exports show what the caller may read: a batch's trace to whoever may read the batch, a period's events
+//!   of the batches the caller may read, a background export's file only to whoever asked for it.
 //!
 //! Reads of something the caller may not see answer 404 rather than 403, so ids cannot be probed.
 
@@ -43,6 +45,47 @@ pub fn ensure_read_batch(actor: &Actor, batch: &Batch, rel: BatchRelation) -> Co
         Ok(())
     } else {
         Err(CoreError::NotFound { what: "batch" })
+    }
+}
+
+/// Which batches an actor may read, as a filter the store turns into a query over many batches (a period
+/// export): the same rule as [`can_read_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchReadScope {
+    /// Regulators and operators: every batch.
+    All,
+    /// The batches the organisation made, holds or is receiving, and — for an inspector — those its lab was
+    /// asked to inspect.
+    Org { org: OrgId, inspected: bool },
+}
+
+/// The batches the actor may read.
+pub fn batch_read_scope(actor: &Actor) -> BatchReadScope {
+    if reads_everything(actor.role) {
+        BatchReadScope::All
+    } else {
+        BatchReadScope::Org {
+            org: actor.org_id,
+            inspected: actor.role == Role::Inspector,
+        }
+    }
+}
+
+/// May the actor read the trace of this batch (its lineage backward and forward, with the records and
+/// transformations of every batch on it, as `GET /batches/{id}/trace` and the trace export show it)?
+/// Whoever may read the batch: where it came from and where it went is what its holder answers for, in a
+/// recall above all.
+pub fn ensure_read_trace(actor: &Actor, batch: &Batch, rel: BatchRelation) -> CoreResult<()> {
+    ensure_read_batch(actor, batch, rel)
+}
+
+/// May the actor read this background export? Only the person who asked for it: it holds what that person
+/// may read.
+pub fn ensure_read_export(actor: &Actor, requested_by: crate::UserId) -> CoreResult<()> {
+    if actor.user_id == requested_by {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound { what: "export" })
     }
 }
 

@@ -397,6 +397,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Export jobs: a batch's trace or a period as CSV, XLSX or EPCIS, written in the background.
+    exports (id) {
+        id -> BigInt,
+        requested_by -> BigInt,
+        org_id -> BigInt,
+        scope -> Text,
+        format -> Text,
+        status -> Text,
+        rows_done -> BigInt,
+        rows_total -> Nullable<BigInt>,
+        file_name -> Nullable<Text>,
+        bytes -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        created_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        updated_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(users -> organisations (org_id));
 diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(sites -> organisations (org_id));
@@ -451,4 +472,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     scan_region_days,
     settings,
     login_throttle,
+    exports,
 );

@@ -12,6 +12,7 @@ mod bad_input;
 mod browser;
 mod chain;
 mod contract;
+mod exports;
 mod gateway;
 mod gateway_faults;
 mod iot;

@@ -12,7 +12,7 @@ fn up_down_up(backend: Backend) {
     let mut conn = db.conn().unwrap();
     let counts = suyuan_core::store::verify::table_counts(&mut conn)
         .expect("every table of the schema exists");
-    assert_eq!(counts.len(), 29);
+    assert_eq!(counts.len(), 30);
     suyuan_core::store::verify::check_schema(&mut conn)
         .expect("migrated tables have every column of schema.rs");
     let reverted = revert_all_migrations(&mut conn).expect("down");

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod auth;
 pub mod batches;
 pub mod devices;
+pub mod exports;
 pub mod gateway;
 pub mod images;
 pub mod label_runs;

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{demo_labels, demo_media, DataArgs};
+use crate::exporting::{ExportSettings, Exporter};
 use crate::iot::run::{BrokerChoice, RunningGateway};
 use crate::minting::{MintSettings, Minter};
 use crate::state::AppState;
@@ -209,6 +210,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?)
     };
     let minter = Minter::start(db.clone(), settings)?;
+    let exporter = Exporter::start(
+        db.clone(),
+        ExportSettings::in_data_dir(&args.data.data_dir, &public_base(&public_url)),
+    )?;
     let listener = TcpListener::bind(&args.listen).with_context(|| {
         format!(
             "cannot listen on {} (is another server running there? use --listen ADDR)",
@@ -217,6 +222,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     let mut state = AppState::new(db)?
         .with_minter(minter)
+        .with_exporter(exporter)
         .with_scan_settings(args.scan_settings())?;
     state.media_dir = Some(args.data.media());
     state.secure_cookies = args.secure_cookies;
@@ -255,6 +261,12 @@ fn print_demo(summary: &demo::DemoSummary) {
             a.organisation
         );
     }
+}
+
+/// `scheme://host` of the public address, as `AppState::public_base` gives it.
+fn public_base(public_url: &str) -> String {
+    let (scheme, host) = crate::state::public_url(public_url);
+    format!("{scheme}://{host}")
 }
 
 /// `http://{listen}` as a browser on this machine opens it (the loopback address for 0.0.0.0 or ::).

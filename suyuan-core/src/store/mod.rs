@@ -8,6 +8,7 @@ pub mod anchors;
 pub mod batches;
 #[cfg(feature = "test-support")]
 pub mod bulk;
+pub mod exports;
 pub mod iot;
 pub mod labels;
 pub mod lineage;

@@ -305,7 +305,8 @@ macro_rules! each_table {
             scan_region_days,
             settings,
             chain_anchors,
-            label_quotas
+            label_quotas,
+            exports
         )
     };
 }

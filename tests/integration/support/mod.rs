@@ -151,7 +151,8 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub base: String,
     pub db: Database,
-    /// The server's data folder: signing keys under `keys/`, label runs under `label-runs/`.
+    /// The server's data folder: signing keys under `keys/`, label runs under `label-runs/`, exports under
+    /// `exports/`.
     pub data_dir: tempfile::TempDir,
     /// The server's scanning machinery (its scan log is flushed by [`TestApp::flush_scans`]).
     pub scanning: std::sync::Arc<suyuan_server::scans::Scanning>,
@@ -184,9 +185,15 @@ impl TestApp {
             ..suyuan_server::minting::MintSettings::in_data_dir(data_dir.path())
         };
         let minter = suyuan_server::minting::Minter::start(db.clone(), settings).expect("minter");
+        let exporter = suyuan_server::exporting::Exporter::start(
+            db.clone(),
+            suyuan_server::exporting::ExportSettings::in_data_dir(data_dir.path(), "https://t.cn"),
+        )
+        .expect("exporter");
         let mut state = suyuan_server::AppState::new(db.clone())
             .expect("app state")
             .with_minter(minter)
+            .with_exporter(exporter)
             .with_scan_settings(scan_settings)
             .expect("scan settings");
         state.media_dir = Some(data_dir.path().join("media"));

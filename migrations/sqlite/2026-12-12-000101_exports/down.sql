@@ -1,0 +1,2 @@
+DROP INDEX records_event_time;
+DROP TABLE exports;
